@@ -1,0 +1,38 @@
+"""duallinear: regularised deep linear networks solved to certified global optimality.
+
+Build a :class:`DeepLinearProblem` from data ``X`` (d0, n), ``Y`` (dH, n), hidden widths and
+``gamma``; solve it by :func:`solve_dual` (convex, global) and/or :func:`solve_primal`
+(non-convex local search with restarts); rebuild weights with :func:`recover_weights`; read
+the certificate with :func:`duality_gap`.
+"""
+
+from . import prox
+from .certificates import closed_form, dual_value, duality_gap, relative_gap
+from .dual import solve_dual
+from .primal import gradient, objective, solve_primal
+from .problem import DeepLinearProblem
+from .recovery import balanced_factors, recover, recover_weights
+from .results import ConvergenceWarning, DualResult, PrimalResult, RecoveryWarning
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeepLinearProblem",
+    "objective",
+    "gradient",
+    "solve_primal",
+    "solve_dual",
+    "recover",
+    "recover_weights",
+    "balanced_factors",
+    "duality_gap",
+    "dual_value",
+    "relative_gap",
+    "closed_form",
+    "prox",
+    "PrimalResult",
+    "DualResult",
+    "ConvergenceWarning",
+    "RecoveryWarning",
+    "__version__",
+]

@@ -1,0 +1,128 @@
+"""Input validation at the public boundary.
+
+Every public entry point checks its arguments here, once, and raises a ``TypeError`` or
+``ValueError`` that names the argument, says what was expected and what was received.
+Code behind the boundary trusts its inputs.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "as_matrix",
+    "as_nonneg_scalar",
+    "as_positive_int",
+    "as_hidden",
+    "as_seed",
+]
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of dtype {value.dtype} and shape {value.shape}"
+    return f"{type(value).__name__}"
+
+
+def as_matrix(value: object, name: str, *, allow_empty: bool = False) -> np.ndarray:
+    """Return ``value`` as a new, C-contiguous, read-only float64 matrix.
+
+    Accepts real or integer (and boolean) array-likes of exactly two dimensions with finite
+    entries. The caller's array is never modified: the result is always a copy.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not array-like, is complex, or has a non-numeric dtype.
+    ValueError
+        If it is not two-dimensional, is empty, or holds NaN or Inf.
+    """
+    if value is None:
+        raise TypeError(f"{name} must be a 2-D real array, got None")
+    if hasattr(value, "__array_namespace__") or hasattr(value, "__array__"):
+        arr = np.asarray(value)
+    elif isinstance(value, (list, tuple)):
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"{name} must be a rectangular 2-D array: {exc}") from None
+    else:
+        raise TypeError(f"{name} must be a 2-D real array, got {_describe(value)}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must have a real numeric dtype, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got an array with {arr.ndim} dimension(s) "
+                         f"and shape {arr.shape}")
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
+    out.setflags(write=False)
+    return out
+
+
+def as_nonneg_scalar(value: object, name: str) -> float:
+    """Return ``value`` as a finite float ``>= 0``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and np.isrealobj(value):
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    out = float(value)
+    if not np.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {out}")
+    if out < 0:
+        raise ValueError(f"{name} must be >= 0, got {out}")
+    return out
+
+
+def as_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as a Python ``int`` that is at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {_describe(value)} ({value!r})")
+    out = int(value)
+    if out < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {out}")
+    return out
+
+
+def as_hidden(value: object, name: str = "hidden") -> tuple[int, ...]:
+    """Return the hidden widths ``(d_1, .., d_{H-1})`` as a non-empty tuple of ints >= 1."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise TypeError(
+            f"{name} must be a sequence of positive integers (the hidden widths), "
+            f"got {_describe(value)}"
+        )
+    widths = list(value.tolist() if isinstance(value, np.ndarray) else value)
+    if len(widths) == 0:
+        raise ValueError(
+            f"{name} must hold at least one hidden width (H = len({name}) + 1 >= 2); "
+            "got an empty sequence"
+        )
+    out = []
+    for i, w in enumerate(widths):
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Integral):
+            raise TypeError(f"{name}[{i}] must be a positive integer, got {w!r}")
+        if int(w) < 1:
+            raise ValueError(f"{name}[{i}] must be a positive integer, got {int(w)}")
+        out.append(int(w))
+    return tuple(out)
+
+
+def as_seed(value: object, name: str = "seed") -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` from ``None``, an int, or a Generator."""
+    if value is None or isinstance(value, np.random.Generator):
+        return np.random.default_rng(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be None, an int or a numpy Generator, got {value!r}")
+    if int(value) < 0:
+        raise ValueError(f"{name} must be non-negative, got {int(value)}")
+    return np.random.default_rng(int(value))

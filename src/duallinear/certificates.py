@@ -1,0 +1,177 @@
+r"""Dual values, duality gaps and the whitened closed form (MATH.md sections 5 and 6).
+
+The functions with a leading underscore work on reduced data ``(A, s, rho, k, residual_sq)``
+and are shared by the dual solvers and the recovery; the public ones take a
+:class:`~duallinear.DeepLinearProblem`.
+
+Values are computed so that no large terms cancel: the dual value
+``D(Gamma) = 1/2 ||Y||^2 - 1/2 ||A - Gamma||_(k)^2`` is evaluated as
+``1/2 residual_sq + <Gamma, A - Gamma/2> + 1/2 sum_{j > k} sigma_j(A - Gamma)^2``, a sum of
+terms that are each small when the optimum is small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._linalg import svd, svdvals
+from .primal import objective
+from .problem import DeepLinearProblem
+from .results import DualResult
+
+__all__ = ["dual_value", "duality_gap", "relative_gap", "closed_form", "ClosedForm"]
+
+#: Floor of the denominator of a relative gap, as a fraction of the zero network's value.
+GAP_FLOOR = 1e-12
+
+
+def relative_gap(upper: float, lower: float, zero_value: float) -> float:
+    """``(upper - lower) / max(|upper|, GAP_FLOOR * zero_value)``; 0 when both are 0."""
+    denom = max(abs(upper), GAP_FLOOR * zero_value)
+    if denom == 0.0:
+        return 0.0 if upper == lower else float("inf")
+    return (upper - lower) / denom
+
+
+def _op_norm(Z: np.ndarray) -> float:
+    return float(svdvals(Z)[0]) if Z.size else 0.0
+
+
+def _make_feasible(Gamma: np.ndarray, s: np.ndarray, rho: float) -> np.ndarray:
+    """Scale Gamma into ``{||Gamma diag(s)||_op <= rho}`` (MATH.md section 5)."""
+    norm = _op_norm(Gamma * s)
+    if norm <= rho:
+        return Gamma
+    if rho == 0.0:
+        return np.zeros_like(Gamma)
+    return Gamma * (rho / norm)
+
+
+def _dual_value(A: np.ndarray, Gamma: np.ndarray, k: int, residual_sq: float,
+                sv_B: np.ndarray | None = None) -> float:
+    """``D(Gamma)`` without cancellation; ``sv_B`` are the singular values of ``A - Gamma``."""
+    if sv_B is None:
+        sv_B = svdvals(A - Gamma) if A.size else np.zeros(0)
+    tail = float(np.dot(sv_B[k:], sv_B[k:]))
+    return 0.5 * residual_sq + float(np.vdot(Gamma, A - 0.5 * Gamma)) + 0.5 * tail
+
+
+def _truncate(B: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best rank-k approximation of B and all singular values of B."""
+    if B.size == 0:
+        return np.zeros_like(B), np.zeros(0)
+    U, sv, Vt = svd(B)
+    return (U[:, :k] * sv[:k]) @ Vt[:k], sv
+
+
+def _primal_value_N(N: np.ndarray, A: np.ndarray, s: np.ndarray, rho: float,
+                    residual_sq: float) -> float:
+    """Objective (6) at ``M = N diag(s)^-1 U^T``: ``1/2||N - A||^2 + rho ||N diag(s)^-1||_*``."""
+    fit = 0.5 * float(np.sum((N - A) ** 2)) + 0.5 * residual_sq
+    if rho == 0.0 or N.size == 0:
+        return fit
+    return fit + rho * float(np.sum(svdvals(N / s)))
+
+
+def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
+    """Dual objective (5) at ``Lambda`` after scaling it into the feasible set.
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+    Lambda : array_like, shape (dH, d0)
+        Any matrix; its component outside the row space of X is dropped and the rest is
+        scaled so that ``||Lambda||_op <= rho``. The returned value is therefore always a
+        valid lower bound on the primal optimum (weak duality).
+
+    Returns
+    -------
+    float
+    """
+    from ._validation import as_matrix
+
+    Lambda = as_matrix(Lambda, "Lambda", allow_empty=True)
+    if Lambda.shape != (problem.dH, problem.d0):
+        raise ValueError(
+            f"Lambda must have shape (dH, d0) = {(problem.dH, problem.d0)}, got {Lambda.shape}"
+        )
+    Gamma = _make_feasible((Lambda @ problem.U) / problem.s, problem.s, problem.rho)
+    return _dual_value(problem.A, Gamma, problem.k, problem.residual_sq)
+
+
+def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
+                dual: DualResult) -> float:
+    """Certified suboptimality bound ``P(weights) - dual.value``.
+
+    By weak duality this is ``>= P(weights) - P*  >= 0`` (up to rounding): the weights are
+    within this much of the global optimum.
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+    weights : list of ndarray
+        ``[W_1, .., W_H]``, shapes ``(d_i, d_{i-1})``.
+    dual : DualResult
+        From :func:`duallinear.solve_dual` on the same problem.
+    """
+    if not isinstance(dual, DualResult):
+        raise TypeError(f"dual must be a DualResult from solve_dual, got {type(dual).__name__}")
+    if dual.Lambda.shape != (problem.dH, problem.d0):
+        raise ValueError(
+            f"dual was computed for another problem: its Lambda has shape {dual.Lambda.shape}, "
+            f"expected {(problem.dH, problem.d0)}"
+        )
+    return objective(problem, weights) - dual.value
+
+
+class ClosedForm(tuple):
+    """``(value, N)``: the optimum and the optimal reduced product (see :func:`closed_form`)."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> float:
+        return self[0]
+
+    @property
+    def N(self) -> np.ndarray:
+        return self[1]
+
+
+def closed_form(problem: DeepLinearProblem) -> ClosedForm:
+    r"""Exact optimum for whitened X (MATH.md section 6).
+
+    With the non-zero singular values of X all equal to ``c`` and ``t = rho / c``, the optimum
+    soft-thresholds the ``k`` largest singular values ``sigma_j`` of ``A`` by ``t``:
+    ``P* = 1/2 residual + 1/2 sum_{j>k} sigma_j^2 + sum_{j<=k} h_t(sigma_j)`` with
+    ``h_t(x) = t x - t^2/2`` if ``x > t`` else ``x^2/2``.
+
+    Returns
+    -------
+    ClosedForm
+        ``value`` (the optimum ``P* = D*``) and ``N`` of shape ``(dH, r)``, the optimal
+        ``M U diag(s)``; the optimal end-to-end product is ``M = N diag(s)^-1 U^T``.
+
+    Raises
+    ------
+    ValueError
+        If X is not whitened (its non-zero singular values differ).
+    """
+    if not isinstance(problem, DeepLinearProblem):
+        raise TypeError(f"problem must be a DeepLinearProblem, got {type(problem).__name__}")
+    if not problem.is_whitened:
+        raise ValueError(
+            "closed_form needs whitened X (X X^T = c I on the range of X); the singular values "
+            f"of X range from {problem.s[-1]:.6g} to {problem.s[0]:.6g}. "
+            "Use solve_dual for general X."
+        )
+    if problem.rank == 0:
+        return ClosedForm((0.5 * problem.residual_sq, np.zeros_like(problem.A)))
+    t = problem.rho / problem.s[0]
+    U, sigma, Vt = svd(problem.A)
+    k = problem.k
+    top, tail = sigma[:k], sigma[k:]
+    h = np.where(top > t, t * top - 0.5 * t * t, 0.5 * top * top)
+    value = 0.5 * problem.residual_sq + 0.5 * float(np.dot(tail, tail)) + float(np.sum(h))
+    N = (U[:, :k] * np.maximum(top - t, 0.0)) @ Vt[:k]
+    return ClosedForm((value, N))

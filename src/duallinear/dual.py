@@ -1,0 +1,326 @@
+r"""The convex dual problem (5), by Douglas-Rachford splitting or through CVXPY.
+
+In reduced coordinates (MATH.md section 5) the dual reads
+
+    maximise  D(Gamma) = 1/2 ||Y||^2 - 1/2 ||A - Gamma||_(k)^2   s.t.  ||Gamma diag(s)||_op <= rho,
+
+i.e. minimise ``f(Gamma) + g(Gamma diag(s))`` with ``f(Gamma) = 1/2 ||A - Gamma||_(k)^2`` and
+``g`` the indicator of the operator-norm ball of radius ``rho``.
+
+Douglas-Rachford (MATH.md section 9):
+
+* whitened X (``s = c 1``): one variable, ``G = proj(Z)``, ``F = prox_{t f}(2G - Z)``,
+  ``Z += lam (F - G)``. Both maps are spectral and, started from ``Z = 0``, every iterate
+  shares the singular vectors of ``A``: after one SVD of ``A`` the iteration runs on vectors
+  of singular values, exactly (not an approximation).
+* general X: product space ``(Gamma, Phi)`` with the graph constraint ``Phi = w Gamma diag(s)``,
+  whose projection is closed form column by column, against ``f(Gamma) + ball(Phi)``.
+
+Solvers run in normalised units (``||A||_op = s_max = 1``) and stop on the *certified*
+relative gap between the weights recovered from the current iterate and its dual value.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._linalg import svd
+from ._validation import as_nonneg_scalar, as_positive_int
+from .certificates import (
+    _dual_value,
+    _make_feasible,
+    _primal_value_N,
+    _truncate,
+    relative_gap,
+)
+from .problem import DeepLinearProblem
+from .prox import _ball, _truncated
+from .results import ConvergenceWarning, DualResult
+
+__all__ = ["solve_dual", "DUAL_METHODS"]
+
+DUAL_METHODS = ("dr", "cvxpy")
+
+
+@dataclass(frozen=True)
+class _Reduced:
+    """Reduced dual data in normalised units (see ``DeepLinearProblem.scales``)."""
+
+    A: np.ndarray  # (dH, r)
+    s: np.ndarray  # (r,)
+    rho: float
+    k: int
+    residual_sq: float
+    zero_value: float
+    a: float
+    b: float
+
+    @classmethod
+    def of(cls, problem: DeepLinearProblem) -> _Reduced:
+        a, b = problem.scales
+        return cls(A=problem.A / a, s=problem.s / b, rho=problem.rho / (a * b), k=problem.k,
+                   residual_sq=problem.residual_sq / a**2,
+                   zero_value=problem.zero_value / a**2, a=a, b=b)
+
+    def certify(self, Gamma: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Feasible version of ``Gamma``, its dual value and the recovered primal value."""
+        Gamma = _make_feasible(Gamma, self.s, self.rho)
+        N, sv = _truncate(self.A - Gamma, self.k)
+        lower = _dual_value(self.A, Gamma, self.k, self.residual_sq, sv)
+        upper = _primal_value_N(N, self.A, self.s, self.rho, self.residual_sq)
+        return Gamma, lower, upper
+
+
+# ----------------------------------------------------------------------------- public
+def solve_dual(
+    problem: DeepLinearProblem,
+    *,
+    method: str = "dr",
+    tol: float = 1e-10,
+    max_iter: int = 5000,
+    step: float | None = None,
+    relaxation: float = 1.5,
+    solver: str = "SCS",
+    solver_options: dict | None = None,
+) -> DualResult:
+    """Solve the convex dual (5).
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+    method : {"dr", "cvxpy"}
+        ``"dr"``: Douglas-Rachford splitting on spectral proximal operators.
+        ``"cvxpy"``: the SDP of MATH.md section 10 through CVXPY (reference path).
+    tol : float >= 0
+        ``"dr"`` stops once the certified relative gap is at most ``tol``. Passed to the conic
+        solver as its ``eps`` (SCS) for ``"cvxpy"`` unless ``solver_options`` sets it.
+    max_iter : int
+        Iteration cap for ``"dr"``.
+    step : float, optional
+        DR step ``t`` in normalised units (default chosen from the data).
+    relaxation : float in (0, 2)
+        DR over-relaxation ``lam``.
+    solver : str
+        CVXPY solver name for ``"cvxpy"`` (default SCS).
+    solver_options : dict, optional
+        Extra keyword arguments for ``cvxpy.Problem.solve``.
+
+    Returns
+    -------
+    DualResult
+        ``value`` is always the dual objective at a feasible point, hence a valid lower bound
+        on the primal optimum even when ``converged`` is False.
+    """
+    if not isinstance(problem, DeepLinearProblem):
+        raise TypeError(f"problem must be a DeepLinearProblem, got {type(problem).__name__}")
+    if method not in DUAL_METHODS:
+        raise ValueError(f"method must be one of {DUAL_METHODS}, got {method!r}")
+    tol = as_nonneg_scalar(tol, "tol")
+    max_iter = as_positive_int(max_iter, "max_iter")
+    relaxation = as_nonneg_scalar(relaxation, "relaxation")
+    if not 0.0 < relaxation < 2.0:
+        raise ValueError(f"relaxation must lie in (0, 2), got {relaxation}")
+    if step is not None:
+        step = as_nonneg_scalar(step, "step")
+        if step == 0.0:
+            raise ValueError("step must be > 0")
+    if solver_options is not None and not isinstance(solver_options, dict):
+        raise TypeError(f"solver_options must be a dict, got {type(solver_options).__name__}")
+
+    red = _Reduced.of(problem)
+    t0 = time.perf_counter()
+    if method == "dr":
+        out = _dr(red, tol, max_iter, step, relaxation, whitened=problem.is_whitened)
+    else:
+        out = _cvxpy(red, tol, solver, solver_options or {})
+    elapsed = time.perf_counter() - t0
+
+    Gamma = out.Gamma * red.a
+    Lambda = (Gamma * problem.s) @ problem.U.T
+    result = DualResult(
+        method=method, Lambda=Lambda, Gamma=Gamma, value=out.lower * red.a**2,
+        converged=out.converged, iterations=out.iterations, message=out.message, time=elapsed,
+        upper_bound=out.upper * red.a**2,
+        relative_gap=relative_gap(out.upper, out.lower, red.zero_value), status=out.status,
+        residuals=np.asarray(out.residuals), gaps=np.asarray(out.gaps),
+    )
+    if not result.converged:
+        warnings.warn(f"solve_dual({method!r}) did not converge: {result.message}",
+                      ConvergenceWarning, stacklevel=2)
+    return result
+
+
+@dataclass
+class _Outcome:
+    Gamma: np.ndarray
+    lower: float
+    upper: float
+    converged: bool
+    iterations: int
+    message: str
+    status: str
+    residuals: list
+    gaps: list
+
+
+# ------------------------------------------------------------------ Douglas-Rachford
+def _dr(red: _Reduced, tol: float, max_iter: int, step: float | None, lam: float,
+        whitened: bool) -> _Outcome:
+    if red.A.size == 0 or red.s.size == 0:
+        Gamma, lower, upper = red.certify(np.zeros_like(red.A))
+        return _Outcome(Gamma, lower, upper, True, 0, "trivial problem (no data in range)",
+                        "converged", [], [relative_gap(upper, lower, red.zero_value)])
+    if whitened:
+        return _dr_whitened(red, tol, max_iter, step if step else 1.0, lam)
+    return _dr_product(red, tol, max_iter, step if step else 1.0, lam)
+
+
+def _sv_prox_f(alpha: np.ndarray, v: np.ndarray, k: int, t: float) -> np.ndarray:
+    """``prox_{t f}`` on signed coordinates in the singular basis of A (whitened path)."""
+    w = alpha - v
+    return alpha - np.sign(w) * _truncated(np.abs(w), k, t)
+
+
+def _dr_whitened(red: _Reduced, tol: float, max_iter: int, t: float, lam: float) -> _Outcome:
+    P, alpha, Qt = svd(red.A)
+    c = red.s[0]
+    radius = red.rho / c
+    k = red.k
+    z = np.zeros_like(alpha)
+    residuals, gaps = [], []
+
+    def certify(g: np.ndarray) -> tuple[float, float]:
+        b = alpha - g
+        mag = np.abs(b)
+        order = np.argsort(-mag, kind="stable")
+        keep = np.zeros_like(b)
+        keep[order[:k]] = b[order[:k]]
+        tail = mag[order[k:]]
+        lower = (0.5 * red.residual_sq + float(np.dot(g, alpha - 0.5 * g))
+                 + 0.5 * float(np.dot(tail, tail)))
+        upper = (0.5 * red.residual_sq + 0.5 * float(np.sum((keep - alpha) ** 2))
+                 + radius * float(np.sum(np.abs(keep))))
+        return lower, upper
+
+    status, it = "max_iter", 0
+    g = np.clip(z, -radius, radius)
+    for it in range(1, max_iter + 1):
+        g = np.clip(z, -radius, radius)
+        f = _sv_prox_f(alpha, 2.0 * g - z, k, t)
+        dz = lam * (f - g)
+        z = z + dz
+        residuals.append(float(np.linalg.norm(dz)) / max(float(np.linalg.norm(z)), 1.0))
+        lower, upper = certify(np.clip(z, -radius, radius))
+        gaps.append(relative_gap(upper, lower, red.zero_value))
+        if gaps[-1] <= tol:
+            status = "converged"
+            break
+        if residuals[-1] < 1e-16:
+            status = "stalled"
+            break
+    g = np.clip(z, -radius, radius)
+    lower, upper = certify(g)
+    Gamma = (P * g) @ Qt
+    return _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red)
+
+
+def _dr_product(red: _Reduced, tol: float, max_iter: int, t: float, lam: float) -> _Outcome:
+    A, s, k = red.A, red.s, red.k
+    w = 1.0 / float(np.median(s))
+    ws = w * s
+    radius = w * red.rho
+    zG = np.zeros_like(A)
+    zP = np.zeros_like(A)
+    residuals, gaps = [], []
+    status, it = "max_iter", 0
+    next_check, best = 1, None
+
+    def graph(zg: np.ndarray, zp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        G = (zg + ws * zp) / (1.0 + ws * ws)
+        return G, ws * G
+
+    for it in range(1, max_iter + 1):
+        xG, xP = graph(zG, zP)
+        vG, vP = 2.0 * xG - zG, 2.0 * xP - zP
+        U, sv, Vt = svd(A - vG)
+        yG = A - (U * _truncated(sv, k, t)) @ Vt
+        U, sv, Vt = svd(vP)
+        yP = (U * _ball(sv, radius)) @ Vt
+        dG, dP = lam * (yG - xG), lam * (yP - xP)
+        zG, zP = zG + dG, zP + dP
+        norm_z = float(np.sqrt(np.sum(zG * zG) + np.sum(zP * zP)))
+        residuals.append(float(np.sqrt(np.sum(dG * dG) + np.sum(dP * dP))) / max(norm_z, 1.0))
+        if it >= next_check or it == max_iter:
+            Gamma, lower, upper = red.certify(graph(zG, zP)[0])
+            gaps.append(relative_gap(upper, lower, red.zero_value))
+            if best is None or gaps[-1] < best[3]:
+                best = (Gamma, lower, upper, gaps[-1])
+            if gaps[-1] <= tol:
+                status = "converged"
+                break
+            next_check = it + max(1, min(10, it // 10))
+        if residuals[-1] < 1e-16:
+            status = "stalled"
+            break
+    Gamma, lower, upper, _ = best if best is not None else (
+        *red.certify(graph(zG, zP)[0]), None)
+    return _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red)
+
+
+def _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red) -> _Outcome:
+    gap = relative_gap(upper, lower, red.zero_value)
+    converged = gap <= tol
+    if converged:
+        status = "converged"
+        message = f"certified relative gap {gap:.2e} <= tol {tol:.1e} after {it} iterations"
+    elif status == "stalled":
+        message = (f"iterates stopped moving after {it} iterations with certified relative gap "
+                   f"{gap:.2e} > tol {tol:.1e}")
+    else:
+        message = (f"reached max_iter={max_iter} with certified relative gap {gap:.2e} "
+                   f"> tol {tol:.1e}")
+    return _Outcome(Gamma, lower, upper, converged, it, message, status, residuals, gaps)
+
+
+# ------------------------------------------------------------------------ CVXPY / SDP
+def _cvxpy(red: _Reduced, tol: float, solver: str, options: dict) -> _Outcome:
+    import cvxpy as cp
+
+    A, s, k = red.A, red.s, red.k
+    dH, r = A.shape
+    # ||Z||_(k)^2 = ||Z^T||_(k)^2: put the smaller side in the semidefinite block.
+    transpose = dH > r
+    Gamma = cp.Variable((dH, r))
+    Z = (A - Gamma).T if transpose else A - Gamma
+    m, n = Z.shape
+    Pm = cp.Variable((m, m), symmetric=True)
+    q = cp.Variable()
+    lmi = cp.bmat([[Pm + q * np.eye(m), Z], [Z.T, np.eye(n)]])
+    constraints = [0.5 * (lmi + lmi.T) >> 0, Pm >> 0,
+                   cp.sigma_max(Gamma @ np.diag(s)) <= red.rho]
+    prob = cp.Problem(cp.Minimize(k * q + cp.trace(Pm)), constraints)
+    opts = dict(options)
+    if solver.upper() == "SCS":
+        opts.setdefault("eps", max(tol, 1e-12))
+        opts.setdefault("max_iters", 100000)
+    status, iterations = "error", -1
+    try:
+        prob.solve(solver=solver, **opts)
+        status = str(prob.status)
+        stats = prob.solver_stats
+        if stats is not None and stats.num_iters is not None:
+            iterations = int(stats.num_iters)
+        detail = ""
+    except cp.error.SolverError as exc:
+        detail = f": {exc}"
+    G = Gamma.value if Gamma.value is not None else np.zeros_like(A)
+    G, lower, upper = red.certify(np.asarray(G, dtype=np.float64))
+    gap = relative_gap(upper, lower, red.zero_value)
+    converged = status == cp.OPTIMAL
+    message = (f"{solver} status {status!r}{detail}; certified relative gap {gap:.2e} "
+               "at the returned point (made feasible)")
+    return _Outcome(G, lower, upper, converged, iterations, message, status, [], [])

@@ -1,0 +1,305 @@
+r"""The primal problem (4): objective, exact gradients and multi-restart local search.
+
+``P(W_1..W_H) = 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
+
+Everything is evaluated on the reduced data of :mod:`duallinear.problem`:
+``||W_H..W_1 X - Y||^2 = ||W_H..W_1 U diag(s) - A||^2 + residual_sq``, so one evaluation costs
+``O(H d^2 r)`` whatever the number of samples.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+
+from ._linalg import svd
+from ._validation import as_nonneg_scalar, as_positive_int
+from .problem import DeepLinearProblem
+from .results import ConvergenceWarning, PrimalResult
+
+__all__ = ["objective", "gradient", "solve_primal", "PRIMAL_METHODS"]
+
+PRIMAL_METHODS = ("lbfgs", "gd")
+
+
+# ------------------------------------------------------------------- value and gradient
+def _schatten_power(W: np.ndarray, H: int) -> tuple[float, np.ndarray]:
+    """``||W||_{S_H}^H`` and its gradient ``H U diag(s^(H-1)) V^T``."""
+    if W.size == 0:
+        return 0.0, np.zeros_like(W)
+    if H == 2:
+        return float(np.sum(W * W)), 2.0 * W
+    if H == 4:
+        WtW = W.T @ W
+        return float(np.sum(WtW * WtW)), 4.0 * (W @ WtW)
+    U, s, Vt = svd(W)
+    return float(np.sum(s**H)), (U * (H * s ** (H - 1))) @ Vt
+
+
+def _value_and_grad(weights: list[np.ndarray], B0: np.ndarray, A: np.ndarray, gamma: float,
+                    const: float) -> tuple[float, list[np.ndarray]]:
+    """Objective and gradients on reduced data ``B0 = U diag(s)`` (d0, r), ``A`` (dH, r)."""
+    H = len(weights)
+    Z = [B0]
+    for W in weights:
+        Z.append(W @ Z[-1])
+    R = Z[-1] - A
+    value = 0.5 * float(np.sum(R * R)) + const
+    grads: list[np.ndarray] = [np.empty(0)] * H
+    G = R
+    for i in range(H - 1, -1, -1):
+        grads[i] = G @ Z[i].T
+        G = weights[i].T @ G
+    if gamma > 0.0:
+        for i, W in enumerate(weights):
+            reg, dreg = _schatten_power(W, H)
+            value += gamma * reg
+            grads[i] = grads[i] + gamma * dreg
+    return value, grads
+
+
+def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
+    """Objective (4) at ``weights``.
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+    weights : list of ndarray
+        ``[W_1, .., W_H]`` with ``W_i`` of shape ``(d_i, d_{i-1})``.
+
+    Returns
+    -------
+    float
+        ``1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
+    """
+    _check_problem(problem)
+    weights = problem.check_weights(weights)
+    value, _ = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma,
+                               0.5 * problem.residual_sq)
+    return value
+
+
+def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.ndarray]:
+    """Exact gradient of objective (4): one array per layer, shapes as ``weights``."""
+    _check_problem(problem)
+    weights = problem.check_weights(weights)
+    _, grads = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma, 0.0)
+    return grads
+
+
+def _check_problem(problem: object) -> None:
+    if not isinstance(problem, DeepLinearProblem):
+        raise TypeError(f"problem must be a DeepLinearProblem, got {type(problem).__name__}")
+
+
+# ------------------------------------------------------------------ normalised problem
+@dataclass(frozen=True)
+class _Scaled:
+    """The problem in units where ``s_max = 1`` and ``||A||_op = 1``.
+
+    With ``X' = X/b``, ``Y' = Y/a``, ``gamma' = gamma/(a b)`` the optimum is ``P*/a^2`` and
+    the weights are ``W_i (b/a)^(1/H)``: the optimiser then sees values and gradients of order
+    one whatever the scale of the data.
+    """
+
+    B0: np.ndarray
+    A: np.ndarray
+    gamma: float
+    const: float
+    shapes: tuple[tuple[int, int], ...]
+    a: float
+    b: float
+
+    @classmethod
+    def of(cls, problem: DeepLinearProblem) -> _Scaled:
+        a, b = problem.scales
+        return cls(B0=problem.U * (problem.s / b), A=problem.A / a,
+                   gamma=problem.gamma / (a * b), const=0.5 * problem.residual_sq / a**2,
+                   shapes=tuple(problem.weight_shapes), a=a, b=b)
+
+    @property
+    def layer_factor(self) -> float:
+        """``W_i = W'_i * layer_factor`` maps normalised weights back."""
+        return (self.a / self.b) ** (1.0 / len(self.shapes))
+
+    def unpack(self, theta: np.ndarray) -> list[np.ndarray]:
+        out, start = [], 0
+        for m, n in self.shapes:
+            out.append(theta[start:start + m * n].reshape(m, n))
+            start += m * n
+        return out
+
+    def fun(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grads = _value_and_grad(self.unpack(theta), self.B0, self.A, self.gamma,
+                                       self.const)
+        return value, np.concatenate([g.ravel() for g in grads])
+
+
+# ----------------------------------------------------------------------- local methods
+@dataclass(frozen=True)
+class _Run:
+    theta: np.ndarray
+    value: float
+    converged: bool
+    iterations: int
+    message: str
+
+
+def _lbfgs(sc: _Scaled, theta0: np.ndarray, max_iter: int, tol: float) -> _Run:
+    res = scipy.optimize.minimize(
+        sc.fun, theta0, jac=True, method="L-BFGS-B",
+        options={"maxiter": max_iter, "maxfun": 4 * max_iter, "gtol": tol,
+                 "ftol": 1e-15, "maxcor": 30},
+    )
+    msg = res.message if isinstance(res.message, str) else res.message.decode()
+    return _Run(res.x, float(res.fun), bool(res.success), int(res.nit), msg)
+
+
+def _gd(sc: _Scaled, theta0: np.ndarray, max_iter: int, tol: float, lr: float | None) -> _Run:
+    theta = theta0.copy()
+    value, g = sc.fun(theta)
+    step = 0.1 if lr is None else lr
+    for it in range(1, max_iter + 1):
+        gnorm = float(np.max(np.abs(g), initial=0.0))
+        if gnorm <= tol:
+            return _Run(theta, value, True, it - 1, f"gradient max-norm {gnorm:.2e} <= {tol:.1e}")
+        if lr is not None:
+            theta = theta - lr * g
+            value, g = sc.fun(theta)
+            if not np.isfinite(value):
+                return _Run(theta, value, False, it, f"diverged at iteration {it} (lr={lr:g})")
+            continue
+        # Armijo backtracking, then let the step grow again.
+        gg = float(np.dot(g, g))
+        while True:
+            cand = theta - step * g
+            v_new, g_new = sc.fun(cand)
+            if np.isfinite(v_new) and v_new <= value - 0.5 * step * gg:
+                break
+            step *= 0.5
+            if step < 1e-20:
+                return _Run(theta, value, False, it, "line search failed (step below 1e-20)")
+        theta, value, g = cand, v_new, g_new
+        step *= 1.5
+    gnorm = float(np.max(np.abs(g), initial=0.0))
+    return _Run(theta, value, gnorm <= tol, max_iter,
+                f"reached max_iter={max_iter}; gradient max-norm {gnorm:.2e}")
+
+
+def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, tol: float,
+                 lr: float | None) -> _Run:
+    """One local search from ``theta0`` (a top-level function so joblib can ship it)."""
+    if method == "lbfgs":
+        return _lbfgs(sc, theta0, max_iter, tol)
+    return _gd(sc, theta0, max_iter, tol, lr)
+
+
+def _random_start(sc: _Scaled, rng: np.random.Generator, init_scale: float) -> np.ndarray:
+    # Each layer with operator norm of order one in normalised units, so that the product
+    # starts at the scale of the data and away from the degenerate saddle at zero.
+    parts = [rng.standard_normal(m * n) * (init_scale / np.sqrt(max(m, n)))
+             for m, n in sc.shapes]
+    return np.concatenate(parts)
+
+
+def solve_primal(
+    problem: DeepLinearProblem,
+    *,
+    restarts: int = 10,
+    method: str = "lbfgs",
+    seed: int | None = None,
+    max_iter: int | None = None,
+    tol: float = 1e-10,
+    init: list[np.ndarray] | None = None,
+    init_scale: float = 1.0,
+    lr: float | None = None,
+    n_jobs: int | None = None,
+) -> PrimalResult:
+    """Minimise objective (4) by local search from several random starts; keep the best.
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+    restarts : int >= 1
+        Number of independent local searches.
+    method : {"lbfgs", "gd"}
+        ``"lbfgs"``: scipy's L-BFGS-B with exact gradients. ``"gd"``: plain gradient descent,
+        with a fixed learning rate ``lr`` if given, else an Armijo backtracking step.
+    seed : int, optional
+        Seed of the random starts; restart ``j`` draws from the ``j``-th child of
+        ``numpy.random.SeedSequence(seed)``, so results do not depend on ``n_jobs``.
+    max_iter : int, optional
+        Iterations per restart (default 20000 for L-BFGS, 10000 for GD).
+    tol : float
+        Stopping tolerance on the largest gradient entry, in normalised units (data scaled to
+        ``s_max(X) = ||A||_op = 1``).
+    init : list of ndarray, optional
+        Start of the first restart instead of a random point (e.g. to polish given weights).
+    init_scale : float
+        Scale of the random starts relative to the data (normalised units).
+    lr : float, optional
+        Fixed learning rate for ``"gd"`` in normalised units.
+    n_jobs : int, optional
+        Run restarts in parallel through joblib (``None`` or 1: sequentially).
+
+    Returns
+    -------
+    PrimalResult
+    """
+    _check_problem(problem)
+    restarts = as_positive_int(restarts, "restarts")
+    if method not in PRIMAL_METHODS:
+        raise ValueError(f"method must be one of {PRIMAL_METHODS}, got {method!r}")
+    if seed is not None:
+        seed = as_positive_int(seed, "seed", minimum=0)
+    max_iter = as_positive_int(
+        max_iter if max_iter is not None else (20000 if method == "lbfgs" else 10000),
+        "max_iter")
+    tol = as_nonneg_scalar(tol, "tol")
+    init_scale = as_nonneg_scalar(init_scale, "init_scale")
+    if lr is not None:
+        lr = as_nonneg_scalar(lr, "lr")
+        if lr == 0.0:
+            raise ValueError("lr must be > 0")
+    if n_jobs is not None:
+        n_jobs = as_positive_int(n_jobs, "n_jobs", minimum=-1)
+        if n_jobs == 0:
+            raise ValueError("n_jobs must be >= 1, or -1 for all cores; got 0")
+    sc = _Scaled.of(problem)
+    children = np.random.SeedSequence(seed).spawn(restarts)
+    starts = [_random_start(sc, np.random.default_rng(c), init_scale) for c in children]
+    if init is not None:
+        given = problem.check_weights(init, "init")
+        starts[0] = np.concatenate([W.ravel() for W in given]) / sc.layer_factor
+
+    t0 = time.perf_counter()
+    if n_jobs is None or n_jobs == 1:
+        runs = [_run_restart(sc, x0, method, max_iter, tol, lr) for x0 in starts]
+    else:
+        from joblib import Parallel, delayed
+
+        runs = Parallel(n_jobs=n_jobs)(
+            delayed(_run_restart)(sc, x0, method, max_iter, tol, lr) for x0 in starts)
+    elapsed = time.perf_counter() - t0
+
+    values = np.array([r.value for r in runs]) * sc.a**2
+    finite = np.where(np.isfinite(values), values, np.inf)
+    best = int(np.argmin(finite))
+    run = runs[best]
+    weights = [W * sc.layer_factor for W in sc.unpack(run.theta)]
+    value = objective(problem, weights) if np.isfinite(values[best]) else float(values[best])
+    n_conv = sum(r.converged for r in runs)
+    message = (f"best of {restarts} {method} restart(s) (#{best}): {run.message}; "
+               f"{n_conv}/{restarts} restarts met the tolerance")
+    if not run.converged:
+        warnings.warn(f"solve_primal: best restart did not converge: {run.message}",
+                      ConvergenceWarning, stacklevel=2)
+    return PrimalResult(
+        method=method, weights=weights, value=value, converged=run.converged,
+        iterations=run.iterations, message=message, time=elapsed, values=values,
+        restart_converged=np.array([r.converged for r in runs]), best_restart=best, seed=seed,
+    )

@@ -1,0 +1,205 @@
+r"""The regularised deep linear problem: data, shapes, validation and the reduction by SVD.
+
+Conventions (MATH.md section 1): ``X`` has shape ``(d0, n)`` and ``Y`` shape ``(dH, n)``,
+one column per sample; ``W_i`` has shape ``(d_i, d_{i-1})`` for ``i = 1..H``; the hidden
+widths are ``hidden = (d_1, .., d_{H-1})`` and ``k = min(hidden)``; ``rho = gamma * H``.
+
+All solvers work on the *reduced* data of MATH.md section 4: with the thin SVD
+``X = U diag(s) V^T`` (rank ``r``), ``A = Y V`` of shape ``(dH, r)`` and the constant
+``1/2 ||Y - A V^T||_F^2`` (the part of ``Y`` no linear map of ``X`` can reach). Their cost
+therefore does not depend on the number of samples ``n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ._linalg import svd, svdvals
+from ._validation import as_hidden, as_matrix, as_nonneg_scalar
+
+__all__ = ["DeepLinearProblem", "WHITENED_RTOL"]
+
+#: Relative spread of the non-zero singular values of X below which X counts as whitened.
+WHITENED_RTOL = 1e-10
+
+
+def _rank_cut(s: np.ndarray, shape: tuple[int, int]) -> int:
+    """Numerical rank: singular values above ``s_max * max(shape) * eps`` (numpy's rule)."""
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    return int(np.sum(s > s[0] * max(shape) * np.finfo(np.float64).eps))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DeepLinearProblem:
+    r"""An instance of problem (4): ``min 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
+
+    Validated once at construction and immutable afterwards (its arrays are read-only copies;
+    the caller's arrays are never modified).
+
+    Parameters
+    ----------
+    X : array_like, shape (d0, n)
+        Inputs, one column per sample. Integer and float32 data are converted to float64.
+    Y : array_like, shape (dH, n)
+        Targets, one column per sample.
+    hidden : sequence of int, length H - 1 >= 1
+        Hidden widths ``(d_1, .., d_{H-1})``.
+    gamma : float >= 0
+        Regularisation weight.
+
+    Attributes
+    ----------
+    depth : int
+        ``H``, the number of weight matrices.
+    k : int
+        The bottleneck width ``min(hidden)``.
+    dims : tuple of int
+        ``(d0, d1, .., dH)``.
+    rho : float
+        ``gamma * H``.
+    U : ndarray, shape (d0, r)
+        Left singular vectors of X for its ``r`` numerically non-zero singular values.
+    s : ndarray, shape (r,)
+        Those singular values, non-increasing.
+    A : ndarray, shape (dH, r)
+        ``Y V``: the targets expressed in the right singular basis of X.
+    residual_sq : float
+        ``||Y - A V^T||_F^2 = ||Y||^2 - ||A||^2``, computed without cancellation.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    hidden: tuple[int, ...]
+    gamma: float
+    depth: int = field(init=False)
+    k: int = field(init=False)
+    dims: tuple[int, ...] = field(init=False)
+    rho: float = field(init=False)
+    U: np.ndarray = field(init=False)
+    s: np.ndarray = field(init=False)
+    A: np.ndarray = field(init=False)
+    residual_sq: float = field(init=False)
+    y_norm_sq: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        X = as_matrix(self.X, "X")
+        Y = as_matrix(self.Y, "Y")
+        if X.shape[1] != Y.shape[1]:
+            raise ValueError(
+                "X and Y must have the same number of samples (columns): "
+                f"X has shape {X.shape} (d0, n), Y has shape {Y.shape} (dH, n)"
+            )
+        hidden = as_hidden(self.hidden, "hidden")
+        gamma = as_nonneg_scalar(self.gamma, "gamma")
+        Ux, sx, Vt = svd(X)
+        r = _rank_cut(sx, X.shape)
+        U, s, Vt = Ux[:, :r], sx[:r], Vt[:r]
+        A = Y @ Vt.T
+        residual_sq = float(np.sum((Y - A @ Vt) ** 2))
+        self._set(X=X, Y=Y, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
+                  residual_sq=residual_sq, y_norm_sq=float(np.sum(Y * Y)))
+
+    def _set(self, **values: object) -> None:
+        H = len(values["hidden"]) + 1
+        values.update(
+            depth=H,
+            k=min(values["hidden"]),
+            dims=(values["U"].shape[0], *values["hidden"], values["A"].shape[0]),
+            rho=values["gamma"] * H,
+        )
+        for name, value in values.items():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def d0(self) -> int:
+        """Input dimension."""
+        return self.dims[0]
+
+    @property
+    def dH(self) -> int:
+        """Output dimension."""
+        return self.dims[-1]
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return self.X.shape[1]
+
+    @property
+    def rank(self) -> int:
+        """Numerical rank ``r`` of X."""
+        return self.s.size
+
+    @property
+    def weight_shapes(self) -> list[tuple[int, int]]:
+        """Shapes ``(d_i, d_{i-1})`` of ``W_1 .. W_H``."""
+        return [(self.dims[i + 1], self.dims[i]) for i in range(self.depth)]
+
+    @property
+    def is_whitened(self) -> bool:
+        """True when the non-zero singular values of X are all equal (``X X^T = c I`` on the
+        range of X), the case with a closed form (MATH.md section 6)."""
+        if self.rank == 0:
+            return True
+        return bool(self.s[0] - self.s[-1] <= WHITENED_RTOL * self.s[0])
+
+    @cached_property
+    def scales(self) -> tuple[float, float]:
+        """``(a, b) = (||A||_op, s_max(X))``, each replaced by a positive fallback when zero.
+
+        Solvers work in the units ``A/a``, ``s/b``, ``gamma/(a b)`` where both are one."""
+        b = float(self.s[0]) if self.rank else 1.0
+        a = float(svdvals(self.A)[0]) if self.A.size else 0.0
+        if a == 0.0:
+            a = float(np.sqrt(self.y_norm_sq)) or 1.0
+        return a, b
+
+    @property
+    def zero_value(self) -> float:
+        """Objective of the zero network, ``1/2 ||Y||_F^2``: an upper bound on the optimum."""
+        return 0.5 * self.y_norm_sq
+
+    def with_gamma(self, gamma: float) -> DeepLinearProblem:
+        """The same data and widths with another ``gamma`` (reuses the SVD of X)."""
+        gamma = as_nonneg_scalar(gamma, "gamma")
+        new = object.__new__(DeepLinearProblem)
+        fields = {name: getattr(self, name) for name in
+                  ("X", "Y", "hidden", "U", "s", "A", "residual_sq", "y_norm_sq")}
+        new._set(gamma=gamma, **fields)
+        return new
+
+    def check_weights(self, weights: object, name: str = "weights") -> list[np.ndarray]:
+        """Validate ``[W_1, .., W_H]`` against this problem's shapes; return float64 copies."""
+        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+            raise TypeError(
+                f"{name} must be a list of {self.depth} matrices [W_1, .., W_H], "
+                f"got {type(weights).__name__}"
+            )
+        if len(weights) != self.depth:
+            raise ValueError(
+                f"{name} must hold H = {self.depth} matrices, got {len(weights)}"
+            )
+        out = []
+        for i, (W, shape) in enumerate(zip(weights, self.weight_shapes, strict=True)):
+            W = as_matrix(W, f"{name}[{i}] (W_{i + 1})", allow_empty=True)
+            if W.shape != shape:
+                raise ValueError(
+                    f"{name}[{i}] (W_{i + 1}) must have shape (d_{i + 1}, d_{i}) = {shape}, "
+                    f"got {W.shape}"
+                )
+            out.append(W)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"DeepLinearProblem(d0={self.d0}, dH={self.dH}, n={self.n}, rank={self.rank}, "
+            f"hidden={self.hidden}, H={self.depth}, k={self.k}, gamma={self.gamma:g})"
+        )

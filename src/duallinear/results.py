@@ -1,0 +1,116 @@
+"""Result objects shared by the solvers, and the warning they raise when they stop early.
+
+Both result classes carry the same core fields whatever the method: ``method``, ``value``,
+``converged``, ``iterations``, ``message`` and ``time`` (seconds, wall clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ConvergenceWarning", "RecoveryWarning", "PrimalResult", "DualResult"]
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped before reaching its tolerance; the result says ``converged=False``."""
+
+
+class RecoveryWarning(UserWarning):
+    """Weights rebuilt from a dual solution are not certified optimal to the requested tol."""
+
+
+@dataclass(frozen=True, eq=False)
+class PrimalResult:
+    """Outcome of :func:`duallinear.solve_primal` (best of several local restarts).
+
+    Attributes
+    ----------
+    method : str
+        ``"lbfgs"`` or ``"gd"``.
+    weights : list of ndarray
+        Best weights found, ``[W_1, .., W_H]`` with ``W_i`` of shape ``(d_i, d_{i-1})``.
+    value : float
+        Objective (4) at ``weights``.
+    converged : bool
+        Whether the best restart met its stopping tolerance.
+    iterations : int
+        Iterations of the best restart.
+    message : str
+        Human-readable summary.
+    time : float
+        Total wall-clock seconds over all restarts.
+    values : ndarray, shape (restarts,)
+        Final objective of every restart, in the order they were run.
+    restart_converged : ndarray of bool, shape (restarts,)
+        Whether each restart met its tolerance.
+    best_restart : int
+        Index of the best restart.
+    seed : int or None
+        The seed the restarts were drawn from.
+    """
+
+    method: str
+    weights: list[np.ndarray]
+    value: float
+    converged: bool
+    iterations: int
+    message: str
+    time: float
+    values: np.ndarray
+    restart_converged: np.ndarray
+    best_restart: int
+    seed: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class DualResult:
+    """Outcome of :func:`duallinear.solve_dual`.
+
+    Attributes
+    ----------
+    method : str
+        ``"dr"`` or ``"cvxpy"``.
+    Lambda : ndarray, shape (dH, d0)
+        The dual variable of problem (5), ``Lambda = Gamma diag(s) U^T``, feasible
+        (``||Lambda||_op <= rho`` up to rounding).
+    Gamma : ndarray, shape (dH, r)
+        The same point in the reduced coordinates of MATH.md section 5.
+    value : float
+        ``D(Gamma)`` at that feasible point: a valid lower bound on the primal optimum.
+    converged : bool
+        Whether the method met its tolerance.
+    iterations : int
+        Iterations performed (solver-reported for ``"cvxpy"``; -1 if unknown).
+    message : str
+        Human-readable summary (includes the conic solver's status for ``"cvxpy"``).
+    time : float
+        Wall-clock seconds.
+    upper_bound : float
+        Objective of the weights recovered from this point by truncation (MATH.md section 7),
+        ``inf`` if not evaluated. ``upper_bound - value`` bounds the suboptimality of both.
+    relative_gap : float
+        ``(upper_bound - value) / max(|upper_bound|, 1e-12 * 1/2 ||Y||^2)``.
+    status : str
+        ``"converged"``, ``"max_iter"``, ``"stalled"`` for DR; the solver's status for CVXPY.
+    residuals : ndarray
+        DR: relative fixed-point residual ``||z_{j+1} - z_j|| / max(||z_j||, 1)`` per
+        iteration (in normalised units). Empty for CVXPY.
+    gaps : ndarray
+        DR: relative certified gap at each check. Empty for CVXPY.
+    """
+
+    method: str
+    Lambda: np.ndarray
+    Gamma: np.ndarray
+    value: float
+    converged: bool
+    iterations: int
+    message: str
+    time: float
+    upper_bound: float = float("inf")
+    relative_gap: float = float("inf")
+    status: str = ""
+    residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
