@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from ._linalg import svd, svdvals
-from ._validation import as_hidden, as_matrix, as_nonneg_scalar
+from ._validation import as_hidden, as_matrix, as_nonneg_scalar, as_positive_int
 
 __all__ = ["DeepLinearProblem", "WHITENED_RTOL"]
 
@@ -72,8 +72,8 @@ class DeepLinearProblem:
         ``||Y - A V^T||_F^2 = ||Y||^2 - ||A||^2``, computed without cancellation.
     """
 
-    X: np.ndarray
-    Y: np.ndarray
+    X: np.ndarray | None
+    Y: np.ndarray | None
     hidden: tuple[int, ...]
     gamma: float
     depth: int = field(init=False)
@@ -104,6 +104,72 @@ class DeepLinearProblem:
         self._set(X=X, Y=Y, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
                   residual_sq=residual_sq, y_norm_sq=float(np.sum(Y * Y)))
 
+    @classmethod
+    def from_statistics(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float,
+                        hidden: Sequence[int], gamma: float, *,
+                        n: int | None = None) -> DeepLinearProblem:
+        """Build the problem from sufficient statistics instead of the samples.
+
+        The optimum, the dual and the weights depend on the data only through
+        ``X X^T``, ``Y X^T`` and ``||Y||_F^2`` (MATH.md section 4), which can be accumulated
+        chunk by chunk over any number of samples.
+
+        Parameters
+        ----------
+        XXt : array_like, shape (d0, d0)
+            ``X X^T``, symmetric positive semidefinite.
+        YXt : array_like, shape (dH, d0)
+            ``Y X^T``.
+        YY : float
+            ``||Y||_F^2``.
+        hidden, gamma
+            As for the constructor.
+        n : int, optional
+            Number of samples the statistics came from (informational).
+
+        Notes
+        -----
+        The singular values of X are taken as square roots of the eigenvalues of ``X X^T``,
+        so directions of X weaker than ``sqrt(eps)`` times the strongest are treated as
+        absent (the price of never forming X). The problem's ``X`` and ``Y`` are ``None``.
+        """
+        XXt = as_matrix(XXt, "XXt")
+        YXt = as_matrix(YXt, "YXt")
+        YY = as_nonneg_scalar(YY, "YY")
+        d0 = XXt.shape[0]
+        if XXt.shape != (d0, d0):
+            raise ValueError(f"XXt must be square (d0, d0), got shape {XXt.shape}")
+        if YXt.shape[1] != d0:
+            raise ValueError(
+                f"YXt must have shape (dH, d0) with d0 = {d0} from XXt, got {YXt.shape}")
+        asym = float(np.max(np.abs(XXt - XXt.T)))
+        if asym > 1e-8 * max(float(np.max(np.abs(XXt))), 1e-300):
+            raise ValueError(f"XXt must be symmetric (max |XXt - XXt^T| = {asym:.3g})")
+        if n is not None:
+            n = as_positive_int(n, "n")
+        hidden = as_hidden(hidden, "hidden")
+        gamma = as_nonneg_scalar(gamma, "gamma")
+        w, Ue = np.linalg.eigh(0.5 * (XXt + XXt.T))
+        order = np.argsort(w)[::-1]
+        w, Ue = w[order], Ue[:, order]
+        keep = w > max(float(w[0]), 0.0) * d0 * 16 * np.finfo(np.float64).eps
+        if w[0] <= 0:
+            keep[:] = False
+        if np.any(w < -1e-8 * max(float(w[0]), 1e-300)):
+            raise ValueError("XXt must be positive semidefinite (it has a negative eigenvalue)")
+        U, s = Ue[:, keep], np.sqrt(w[keep])
+        A = (YXt @ U) / s
+        a_sq = float(np.sum(A * A))
+        if a_sq > YY * (1 + 1e-8) + 1e-300:
+            raise ValueError(
+                f"statistics are inconsistent: ||Y X^T U S^-1||^2 = {a_sq:.6g} exceeds "
+                f"YY = {YY:.6g}")
+        obj = object.__new__(cls)
+        obj._set(X=None, Y=None, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
+                 residual_sq=max(YY - a_sq, 0.0), y_norm_sq=YY)
+        object.__setattr__(obj, "_n", n)
+        return obj
+
     def _set(self, **values: object) -> None:
         H = len(values["hidden"]) + 1
         values.update(
@@ -129,8 +195,10 @@ class DeepLinearProblem:
         return self.dims[-1]
 
     @property
-    def n(self) -> int:
-        """Number of samples."""
+    def n(self) -> int | None:
+        """Number of samples (``None`` if built from statistics without ``n``)."""
+        if self.X is None:
+            return self.__dict__.get("_n")
         return self.X.shape[1]
 
     @property
@@ -174,6 +242,8 @@ class DeepLinearProblem:
         fields = {name: getattr(self, name) for name in
                   ("X", "Y", "hidden", "U", "s", "A", "residual_sq", "y_norm_sq")}
         new._set(gamma=gamma, **fields)
+        if "_n" in self.__dict__:
+            object.__setattr__(new, "_n", self.__dict__["_n"])
         return new
 
     def check_weights(self, weights: object, name: str = "weights") -> list[np.ndarray]:
