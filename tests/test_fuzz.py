@@ -1,0 +1,271 @@
+"""Property-based fuzzing of the whole pipeline: problem -> solve_dual -> recover.
+
+A hypothesis strategy draws complete problems of every awkward kind (MATH.md sections 4-7):
+sizes 1..12, depth 2..4, hidden widths below and above ``min(d0, dH)``, X identity,
+scaled-orthonormal, Gaussian, rank-deficient, wider than it is long, with columns scaled over
+six orders of magnitude or duplicated, Y Gaussian, zero, low-rank or with repeated singular
+values, and gamma from 0 to well past the value at which the zero network is optimal.
+
+For every draw the properties checked are:
+
+* Douglas-Rachford reports ``converged=True``;
+* the weights rebuilt by :func:`duallinear.recover` are certified to a relative gap <= 1e-7,
+  and :func:`duallinear.duality_gap` agrees with the recovery's own gap;
+* weak duality: the dual value of random (made feasible) dual points never exceeds the
+  primal objective of random weights, nor of the recovered weights;
+* whitened X: the closed form (MATH.md section 6) agrees with both bounds.
+
+The number of examples comes from the hypothesis profile (``tests/conftest.py``).
+Set ``DUALLINEAR_FUZZ_REPORT=<path>`` to write per-draw statistics (draws, failures, worst
+relative gap, worst time) as JSON when the module finishes; ``benchmarks/fuzz_report.py``
+reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+import duallinear as dl
+
+#: Certified relative gap every draw must reach.
+GAP_TOL = 1e-7
+#: Relative slack for weak duality and closed-form comparisons (rounding only).
+ROUND = 1e-9
+
+X_KINDS = ("identity", "orthonormal", "gaussian", "rank_deficient", "wide",
+           "scaled_columns", "duplicated")
+Y_KINDS = ("gaussian", "zeros", "repeated_sv", "low_rank", "zero_rows")
+PROFILE = os.environ.get("DUALLINEAR_HYPOTHESIS_PROFILE", "ci")
+#: Examples per property in the "ci" profile (the long profile uses its own count).
+CI_EXAMPLES = 80
+#: With this variable set (benchmarks/fuzz_report.py does), a failing draw is recorded and the
+#: campaign goes on; ``test_no_failures_recorded`` then fails with the list of failing draws.
+KEEP_GOING = os.environ.get("DUALLINEAR_FUZZ_KEEP_GOING", "") not in ("", "0")
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Everything needed to rebuild one fuzzed problem (printed on failure)."""
+
+    d0: int
+    dH: int
+    n: int
+    hidden: tuple[int, ...]
+    x_kind: str
+    y_kind: str
+    gamma_factor: float
+    seed: int
+
+    def build(self) -> tuple[np.ndarray, np.ndarray, float]:
+        return make_data(self)
+
+
+def _orthonormal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """A (rows, cols) matrix with orthonormal rows (rows <= cols) or columns."""
+    Q, _ = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    return Q.T if rows <= cols else Q
+
+
+def make_x(kind: str, d0: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "identity":  # n == d0 is arranged by the strategy
+        return np.eye(d0, n) * float(rng.choice([1.0, 3.0, 0.25]))
+    if kind == "orthonormal":  # X X^T = c I, with d0 <= n
+        return float(10.0 ** rng.uniform(-2, 2)) * _orthonormal(rng, d0, n)
+    if kind == "gaussian":
+        return rng.standard_normal((d0, n))
+    if kind == "rank_deficient":
+        r = int(rng.integers(1, max(1, min(d0, n) - 1) + 1))
+        return rng.standard_normal((d0, r)) @ rng.standard_normal((r, n))
+    if kind == "wide":  # d0 > n is arranged by the strategy
+        return rng.standard_normal((d0, n))
+    if kind == "scaled_columns":
+        return rng.standard_normal((d0, n)) * 10.0 ** rng.uniform(-3, 3, size=n)
+    if kind == "duplicated":
+        base = rng.standard_normal((d0, max(1, (n + 1) // 2)))
+        return base[:, rng.integers(0, base.shape[1], size=n)]
+    raise AssertionError(kind)
+
+
+def make_y(kind: str, dH: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "gaussian":
+        return rng.standard_normal((dH, n))
+    if kind == "zeros":
+        return np.zeros((dH, n))
+    if kind == "repeated_sv":
+        p = min(dH, n)
+        level = float(rng.choice([1.0, 2.0]))
+        values = np.full(p, level)
+        values[p // 2:] = level / 2 if rng.random() < 0.5 else level
+        return (_orthonormal(rng, dH, p) * values) @ _orthonormal(rng, p, n)
+    if kind == "low_rank":
+        return rng.standard_normal((dH, 1)) @ rng.standard_normal((1, n))
+    if kind == "zero_rows":
+        Y = rng.standard_normal((dH, n))
+        Y[rng.random(dH) < 0.5] = 0.0
+        return Y
+    raise AssertionError(kind)
+
+
+def make_data(draw: Draw) -> tuple[np.ndarray, np.ndarray, float]:
+    """``X``, ``Y`` and ``gamma``; gamma is ``gamma_factor`` times the value
+    ``||Y X^T||_op / H`` from which the zero network is optimal (MATH.md section 6)."""
+    rng = np.random.default_rng(draw.seed)
+    X = make_x(draw.x_kind, draw.d0, draw.n, rng)
+    Y = make_y(draw.y_kind, draw.dH, draw.n, rng)
+    H = len(draw.hidden) + 1
+    threshold = float(np.linalg.norm(Y @ X.T, 2)) / H
+    gamma = draw.gamma_factor * (threshold if threshold > 0 else 1.0)
+    return X, Y, gamma
+
+
+@st.composite
+def draws(draw: st.DrawFn) -> Draw:
+    x_kind = draw(st.sampled_from(X_KINDS))
+    y_kind = draw(st.sampled_from(Y_KINDS))
+    d0 = draw(st.integers(1, 12))
+    dH = draw(st.integers(1, 12))
+    if x_kind == "identity":
+        n = d0
+    elif x_kind == "orthonormal":
+        n = draw(st.integers(d0, 12))
+    elif x_kind == "wide":
+        d0 = max(d0, 2)
+        n = draw(st.integers(1, d0 - 1))
+    else:
+        n = draw(st.integers(1, 12))
+    H = draw(st.integers(2, 4))
+    hidden = tuple(draw(st.lists(st.integers(1, max(d0, dH) + 2), min_size=H - 1,
+                                 max_size=H - 1)))
+    gamma_factor = draw(st.one_of(
+        st.just(0.0),
+        st.floats(1e-4, 1.0),
+        st.floats(1.0, 1e3),
+    ))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return Draw(d0, dH, n, hidden, x_kind, y_kind, gamma_factor, seed)
+
+
+# --------------------------------------------------------------------- statistics
+_STATS: dict = {"draws": 0, "failures": 0, "worst_relative_gap": 0.0, "worst_time": 0.0,
+                "worst_gap_draw": None, "worst_time_draw": None, "failing_draws": [],
+                "repaired": 0, "dr_iterations_max": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fuzz_report():
+    yield
+    path = os.environ.get("DUALLINEAR_FUZZ_REPORT")
+    if path:
+        stats = dict(_STATS, profile=PROFILE, failing_draws=_STATS["failing_draws"][:20])
+        with open(path, "w") as fh:
+            json.dump(stats, fh, indent=2, default=str)
+
+
+def _record(draw: Draw, rel_gap: float, elapsed: float, failed: bool, repaired: bool,
+            iterations: int, error: str | None) -> None:
+    _STATS["draws"] += 1
+    if failed:
+        _STATS["failures"] += 1
+        _STATS["failing_draws"].append(f"{draw!r}: {(error or '')[:300]}")
+    if repaired:
+        _STATS["repaired"] += 1
+    _STATS["dr_iterations_max"] = max(_STATS["dr_iterations_max"], iterations)
+    if rel_gap > _STATS["worst_relative_gap"]:
+        _STATS["worst_relative_gap"], _STATS["worst_gap_draw"] = rel_gap, repr(draw)
+    if elapsed > _STATS["worst_time"]:
+        _STATS["worst_time"], _STATS["worst_time_draw"] = elapsed, repr(draw)
+
+
+# ------------------------------------------------------------------------ checks
+def _note(text: str) -> None:
+    try:
+        note(text)
+    except InvalidArgument:  # called outside a hypothesis test (regressions, reports)
+        pass
+
+
+def check_pipeline(draw: Draw) -> None:
+    """All properties of one draw; raises AssertionError (or the library's error) if any fails."""
+    X, Y, gamma = draw.build()
+    _note(f"gamma = {gamma!r}")
+    t0 = time.perf_counter()
+    rel, repaired, iterations, failed = float("nan"), False, 0, True
+    error: BaseException | None = None
+    try:
+        problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dual = dl.solve_dual(problem)
+            rec = dl.recover(problem, dual)
+        iterations = dual.iterations
+        rel, repaired = rec.relative_gap, rec.repaired
+        scale = max(problem.zero_value, 1e-300)
+        _note(f"dual: {dual.message}; recovery: {rec.message}")
+
+        conv_warnings = [w for w in caught if issubclass(w.category, dl.ConvergenceWarning)]
+        assert len(conv_warnings) == (0 if dual.converged else 1)
+        assert dual.converged, dual.message
+        assert np.isfinite(dual.value) and np.isfinite(rec.value)
+        assert rec.relative_gap <= GAP_TOL, (rec.relative_gap, rec.message)
+        assert rec.gap == pytest.approx(dl.duality_gap(problem, rec.weights, dual),
+                                        rel=1e-9, abs=ROUND * scale)
+        # Weak duality: the dual value lower-bounds the objective of any weights.
+        assert dual.value <= rec.value + ROUND * scale
+        assert dual.value <= problem.zero_value + ROUND * scale
+        rng = np.random.default_rng(draw.seed + 1)
+        for _ in range(2):
+            W = [rng.standard_normal(shape) * 0.5 for shape in problem.weight_shapes]
+            Lam = rng.standard_normal((problem.dH, problem.d0)) * (problem.rho + 1.0)
+            upper = dl.objective(problem, W)
+            assert dl.dual_value(problem, Lam) <= upper + ROUND * max(scale, abs(upper))
+            assert dl.dual_value(problem, Lam) <= rec.value + ROUND * scale
+        if problem.is_whitened:
+            value, _ = dl.closed_form(problem)
+            assert dual.value <= value + ROUND * scale
+            assert rec.value >= value - ROUND * scale
+            assert rec.value - value <= GAP_TOL * max(abs(value), 1e-12 * scale) + ROUND * scale
+        failed = False
+    except Exception as exc:
+        error = exc
+    finally:
+        _record(draw, rel, time.perf_counter() - t0, failed, repaired, iterations,
+                None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None and not KEEP_GOING:
+        raise error
+
+
+_settings = settings(suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("DUALLINEAR_FUZZ_EXAMPLES"):
+    _settings = settings(_settings, max_examples=int(os.environ["DUALLINEAR_FUZZ_EXAMPLES"]))
+elif PROFILE == "ci":
+    _settings = settings(_settings, max_examples=CI_EXAMPLES)
+
+
+@_settings
+@given(draws())
+def test_pipeline_certifies_every_draw(draw: Draw) -> None:
+    check_pipeline(draw)
+
+
+@pytest.mark.parametrize("x_kind", X_KINDS)
+@pytest.mark.parametrize("y_kind", Y_KINDS)
+def test_every_kind_pair_once(x_kind: str, y_kind: str) -> None:
+    # Every combination of kinds, deterministically, whatever the profile draws.
+    d0, n = (5, 5) if x_kind == "identity" else (7, 4) if x_kind == "wide" else (5, 9)
+    check_pipeline(Draw(d0, 4, n, (3, 2), x_kind, y_kind, 0.1, 12345))
+
+
+def test_no_failures_recorded() -> None:
+    # Runs after the properties above (file order); only meaningful in keep-going mode, where
+    # the property tests record failing draws instead of raising.
+    assert _STATS["failures"] == 0, "\n".join(_STATS["failing_draws"][:20])
