@@ -1,0 +1,365 @@
+"""The convex dual (5): Douglas-Rachford and the CVXPY reference against independent oracles.
+
+Oracles: the whitened closed form (MATH.md section 6), the other dual method, the best of
+several primal restarts (an upper bound, so agreement certifies both), the reduced-rank
+regression optimum at ``gamma = 0``, the zero network for large ``gamma``, and a direct CVXPY
+nuclear-norm formulation when the rank bound is inactive.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import duallinear as dl
+from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+    GENERAL_CASES,
+    IDENTITY_CASES,
+    Case,
+    dual_of,
+    make_X,
+    make_Y,
+    nuclear_norm_value,
+    primal_of,
+    problem_of,
+    reduced_rank_value,
+    rel_diff,
+    single_thread_blas,
+    zero_threshold,
+)
+
+RTOL = 1e-8
+# A dual value is a lower bound and a primal value an upper bound on the same optimum; allow
+# only rounding on the wrong side.
+ROUNDING = 1e-12
+
+
+def _ids(cases: list[Case]) -> list[str]:
+    return [c.id for c in cases]
+
+
+def _check_lower_bound(lower: float, optimum: float) -> None:
+    assert lower <= optimum + ROUNDING * max(1.0, abs(optimum))
+
+
+# ---------------------------------------------------------------- agreement of all paths
+@pytest.mark.parametrize("case", IDENTITY_CASES, ids=_ids(IDENTITY_CASES))
+def test_identity_x_closed_form_dr_cvxpy_primal_agree(case: Case) -> None:
+    problem = problem_of(case)
+    assert problem.is_whitened
+    optimum = dl.closed_form(problem).value
+    dr = dual_of(case, "dr")
+    cvx = dual_of(case, "cvxpy")
+    primal = primal_of(case)
+    assert dr.converged and cvx.converged, (dr.message, cvx.message)
+    for name, value in [("dr", dr.value), ("cvxpy", cvx.value), ("primal", primal.value)]:
+        assert rel_diff(value, optimum) <= RTOL, (name, value, optimum)
+    _check_lower_bound(dr.value, optimum)
+    _check_lower_bound(cvx.value, optimum)
+    _check_lower_bound(optimum, primal.value)
+
+
+@pytest.mark.parametrize("case", GENERAL_CASES, ids=_ids(GENERAL_CASES))
+def test_general_x_dr_cvxpy_primal_agree(case: Case) -> None:
+    problem = problem_of(case)
+    assert not problem.is_whitened
+    dr = dual_of(case, "dr")
+    cvx = dual_of(case, "cvxpy")
+    primal = primal_of(case)
+    assert dr.converged, dr.message
+    assert cvx.converged, cvx.message
+    assert rel_diff(dr.value, cvx.value) <= RTOL
+    assert rel_diff(dr.value, primal.value) <= RTOL
+    assert rel_diff(cvx.value, primal.value) <= RTOL
+    # Weak duality between independent paths.
+    _check_lower_bound(dr.value, primal.value)
+    _check_lower_bound(cvx.value, primal.value)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_dr_converges_on_ill_conditioned_x(seed: int) -> None:
+    """Condition number 1e3 with default settings: DR must meet its tolerance and match the
+    CVXPY reference (the rank bound is active, so there is no simpler oracle)."""
+    case = Case("ill_conditioned", 8, 6, 20, (3,), frac=0.15, seed=1000 + seed)
+    problem = problem_of(case)
+    dr = dl.solve_dual(problem)
+    assert dr.converged, dr.message
+    cvx = dl.solve_dual(problem, method="cvxpy")
+    assert rel_diff(dr.value, cvx.value) <= RTOL
+
+
+def test_general_x_cases_are_what_they_claim() -> None:
+    """The data generators really produce the four kinds of X the agreement tests promise."""
+    kinds = {c.x_kind: problem_of(c) for c in GENERAL_CASES}
+    assert kinds["gaussian"].rank == kinds["gaussian"].d0
+    assert kinds["rank_deficient"].rank < min(kinds["rank_deficient"].d0,
+                                               kinds["rank_deficient"].n)
+    wide = kinds["wide"]
+    assert wide.d0 > wide.n and wide.rank == wide.n
+    ill = kinds["ill_conditioned"]
+    assert ill.s[0] / ill.s[-1] == pytest.approx(1e3, rel=1e-8)
+    for c in GENERAL_CASES:  # the rank bound is active in all of them
+        assert problem_of(c).k < min(problem_of(c).rank, c.dH)
+
+
+# --------------------------------------------------------------------- the result object
+@pytest.mark.parametrize("case", [GENERAL_CASES[4], IDENTITY_CASES[4]],
+                         ids=["general", "identity"])
+@pytest.mark.parametrize("method", ["dr", "cvxpy"])
+def test_result_is_a_feasible_certified_point(case: Case, method: str) -> None:
+    problem = problem_of(case)
+    res = dual_of(case, method)
+    assert res.method == method
+    assert res.Lambda.shape == (problem.dH, problem.d0)
+    assert res.Gamma.shape == problem.A.shape
+    # Lambda = Gamma diag(s) U^T: it lies in the row space of X ...
+    np.testing.assert_allclose(res.Lambda, (res.Gamma * problem.s) @ problem.U.T,
+                               atol=1e-12 * max(1.0, np.abs(res.Lambda).max()))
+    # ... is feasible (||Lambda||_op <= rho) ...
+    assert np.linalg.norm(res.Lambda, 2) <= problem.rho * (1 + 1e-10)
+    # ... and value is the dual objective there, recomputed from Lambda.
+    assert rel_diff(dl.dual_value(problem, res.Lambda), res.value) <= 1e-10
+    # The recovered weights' value is an upper bound; the gap is consistent with it.
+    assert res.upper_bound >= res.value - ROUNDING * abs(res.value)
+    expected_gap = dl.relative_gap(res.upper_bound, res.value, problem.zero_value)
+    assert res.relative_gap == pytest.approx(expected_gap, rel=1e-6, abs=1e-15)
+    assert res.time >= 0.0 and isinstance(res.message, str) and res.message
+
+
+def test_dr_reports_its_history() -> None:
+    case = GENERAL_CASES[1]
+    res = dual_of(case, "dr")
+    assert res.status == "converged"
+    assert res.iterations == len(res.residuals) >= 1
+    assert res.gaps.size >= 1 and np.all(np.isfinite(res.gaps))
+    assert res.relative_gap <= 1e-10
+    assert res.gaps.min() <= 1e-10
+    assert np.all(res.residuals >= 0)
+
+
+def test_cvxpy_alternative_solver_agrees() -> None:
+    case = GENERAL_CASES[0]
+    problem = problem_of(case)
+    res = dl.solve_dual(problem, method="cvxpy", solver="CLARABEL")
+    assert res.converged, res.message
+    assert rel_diff(res.value, dual_of(case, "dr").value) <= 1e-7
+    assert "CLARABEL" in res.message
+
+
+@pytest.mark.parametrize("method", ["dr", "cvxpy"])
+def test_badly_scaled_data_is_solved_accurately(method: str) -> None:
+    """Scaling (MATH.md section 6): (c Y, c gamma) has optimum c^2 P*; data scaled by 1e4 must
+    not throw a conic solver off (it is normalised before it is handed over)."""
+    case = GENERAL_CASES[3]
+    X, Y, gamma = case.data()
+    base = dual_of(case, "dr").value
+    for c in (1e4, 1e-3):
+        scaled = dl.DeepLinearProblem(X, c * Y, case.hidden, c * gamma)
+        res = dl.solve_dual(scaled, method=method)
+        assert res.converged, res.message
+        assert rel_diff(res.value, c**2 * base) <= RTOL, (c, res.value, c**2 * base)
+
+
+# --------------------------------------------------------------- edge cases with answers
+GAMMA0_CASES = [
+    Case("identity", 6, 6, 6, (2,), seed=1),
+    Case("gaussian", 7, 5, 15, (2, 3), seed=2),
+    Case("rank_deficient", 8, 6, 20, (2, 8, 8), seed=3),
+    Case("wide", 9, 4, 5, (3,), seed=4),
+    Case("ill_conditioned", 7, 5, 15, (2, 2), seed=5),
+]
+
+
+@pytest.mark.parametrize("case", GAMMA0_CASES, ids=_ids(GAMMA0_CASES))
+def test_gamma_zero_is_reduced_rank_regression(case: Case) -> None:
+    """gamma = 0: D* = 1/2||Y||^2 - 1/2||Y P_X||_(k)^2 (classical reduced-rank regression)."""
+    X, Y, _ = case.data()
+    problem = dl.DeepLinearProblem(X, Y, case.hidden, 0.0)
+    expected = reduced_rank_value(X, Y, problem.k)
+    dr = dl.solve_dual(problem)
+    cvx = dl.solve_dual(problem, method="cvxpy")
+    primal = dl.solve_primal(problem, restarts=3, seed=case.seed)
+    assert dr.converged and cvx.converged
+    for value in (dr.value, cvx.value, primal.value):
+        assert rel_diff(value, expected) <= RTOL
+    if problem.is_whitened:
+        assert rel_diff(dl.closed_form(problem).value, expected) <= 1e-12
+
+
+ZERO_NET_CASES = [
+    Case("identity", 6, 4, 6, (2,), seed=6),
+    Case("gaussian", 6, 4, 15, (2, 2), seed=7),
+    Case("rank_deficient", 8, 5, 12, (3, 3, 3), seed=8),
+    Case("wide", 9, 3, 4, (2, 5), seed=9),
+]
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.5, 100.0])
+@pytest.mark.parametrize("case", ZERO_NET_CASES, ids=_ids(ZERO_NET_CASES))
+def test_large_gamma_zero_network_is_optimal(case: Case, factor: float) -> None:
+    """rho = gamma H >= ||Y X^T||_op: the optimum is the zero network's 1/2 ||Y||^2."""
+    X, Y, _ = case.data()
+    H = len(case.hidden) + 1
+    gamma = factor * zero_threshold(X, Y) / H
+    problem = dl.DeepLinearProblem(X, Y, case.hidden, gamma)
+    expected = 0.5 * float(np.sum(Y * Y))
+    assert problem.zero_value == pytest.approx(expected, rel=1e-15)
+    for method in ("dr", "cvxpy"):
+        res = dl.solve_dual(problem, method=method)
+        assert res.converged, res.message
+        assert rel_diff(res.value, expected) <= RTOL
+        _check_lower_bound(res.value, expected)
+    if problem.is_whitened:
+        assert rel_diff(dl.closed_form(problem).value, expected) <= 1e-12
+        np.testing.assert_array_equal(dl.closed_form(problem).N, 0.0)
+
+
+WIDE_HIDDEN_CASES = [  # k >= min(d0, dH): the rank bound is inactive
+    Case("gaussian", 7, 5, 15, (5,), seed=11),          # k == dH
+    Case("gaussian", 7, 5, 15, (9, 6), seed=12),        # k > dH
+    Case("rank_deficient", 8, 6, 20, (4, 10), seed=13),  # k == rank(X) < dH
+    Case("wide", 9, 6, 5, (9,), seed=14),
+    Case("ill_conditioned", 5, 7, 12, (6, 6, 6), seed=15),
+]
+
+
+@pytest.mark.parametrize("case", WIDE_HIDDEN_CASES, ids=_ids(WIDE_HIDDEN_CASES))
+def test_wide_hidden_layers_give_the_convex_nuclear_norm_problem(case: Case) -> None:
+    X, Y, gamma = case.data()
+    problem = dl.DeepLinearProblem(X, Y, case.hidden, gamma)
+    expected = nuclear_norm_value(X, Y, problem.rho)
+    dr = dl.solve_dual(problem)
+    assert dr.converged, dr.message
+    assert rel_diff(dr.value, expected) <= 1e-7  # Clarabel's own accuracy
+    primal = dl.solve_primal(problem, restarts=2, seed=case.seed)
+    assert rel_diff(primal.value, dr.value) <= RTOL
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        cvx = dl.solve_dual(problem, method="cvxpy")
+    assert cvx.converged, cvx.message
+    assert rel_diff(cvx.value, dr.value) <= RTOL
+
+
+def test_wide_hidden_identity_x_matches_closed_form() -> None:
+    rng = np.random.default_rng(16)
+    Y = rng.standard_normal((6, 6))
+    for hidden in [(6,), (8, 7), (6, 6, 6)]:
+        problem = dl.DeepLinearProblem(np.eye(6), Y, hidden, 0.5)
+        res = dl.solve_dual(problem)
+        assert rel_diff(res.value, dl.closed_form(problem).value) <= RTOL
+
+
+THIN_CASES = [
+    Case("gaussian", 6, 1, 12, (1,), seed=21),           # dH = 1
+    Case("gaussian", 6, 1, 12, (3, 2), seed=22),         # dH = 1, H = 3
+    Case("wide", 8, 1, 5, (2, 2, 2), seed=23),           # dH = 1, d0 > n
+    Case("gaussian", 1, 5, 12, (1,), seed=24),           # d0 = 1
+    Case("gaussian", 1, 5, 12, (4, 1), seed=25),         # d0 = 1, H = 3
+    Case("identity", 1, 1, 1, (1, 1), frac=0.3, seed=26),  # d0 = dH = n = 1
+]
+
+
+@pytest.mark.parametrize("case", THIN_CASES, ids=_ids(THIN_CASES))
+def test_single_output_or_single_input(case: Case) -> None:
+    """dH = 1 or d0 = 1: M is a vector, the nuclear norm its 2-norm, the rank bound void."""
+    X, Y, gamma = case.data()
+    problem = dl.DeepLinearProblem(X, Y, case.hidden, gamma)
+    expected = nuclear_norm_value(X, Y, problem.rho)
+    dr = dl.solve_dual(problem)
+    cvx = dl.solve_dual(problem, method="cvxpy")
+    primal = dl.solve_primal(problem, restarts=2, seed=case.seed)
+    assert dr.converged and cvx.converged
+    assert rel_diff(dr.value, expected) <= 1e-7
+    assert rel_diff(cvx.value, dr.value) <= RTOL
+    assert rel_diff(primal.value, dr.value) <= RTOL
+
+
+def test_zero_targets() -> None:
+    """Y = 0: every method returns 0 without dividing by zero."""
+    rng = np.random.default_rng(27)
+    X = make_X("gaussian", 4, 9, rng)
+    problem = dl.DeepLinearProblem(X, np.zeros((3, 9)), (2,), 0.1)
+    for method in ("dr", "cvxpy"):
+        res = dl.solve_dual(problem, method=method)
+        assert res.value == pytest.approx(0.0, abs=1e-14)
+        assert res.converged
+
+
+# ------------------------------------------------------------------- stopping early
+def _general_problem() -> tuple[dl.DeepLinearProblem, float]:
+    case = GENERAL_CASES[3]
+    return problem_of(case), primal_of(case).value
+
+
+@pytest.mark.parametrize("kwargs", [{"max_iter": 1}, {"max_iter": 3}, {"tol": 0.0, "max_iter": 60}],
+                         ids=["max_iter=1", "max_iter=3", "tol=0"])
+def test_dr_stopped_early_warns_and_is_still_a_lower_bound(kwargs: dict) -> None:
+    problem, optimum = _general_problem()
+    with pytest.warns(dl.ConvergenceWarning, match="did not converge"):
+        res = dl.solve_dual(problem, **kwargs)
+    assert res.converged is False
+    assert res.status != "converged"
+    assert np.isfinite(res.value)
+    _check_lower_bound(res.value, optimum)
+    assert np.linalg.norm(res.Lambda, 2) <= problem.rho * (1 + 1e-10)
+    assert res.upper_bound >= optimum * (1 - ROUNDING)
+
+
+def test_cvxpy_stopped_early_warns_and_is_still_a_lower_bound() -> None:
+    problem, optimum = _general_problem()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        with pytest.warns(dl.ConvergenceWarning, match="did not converge"):
+            res = dl.solve_dual(problem, method="cvxpy", solver_options={"max_iters": 3})
+    assert res.converged is False
+    assert res.status != "optimal"
+    assert res.status in res.message  # the conic solver's status is passed on
+    _check_lower_bound(res.value, optimum)
+
+
+def test_converged_run_is_silent() -> None:
+    problem, _ = _general_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = dl.solve_dual(problem)
+    assert res.converged
+
+
+# ----------------------------------------------------------------------- bad arguments
+def test_bad_arguments() -> None:
+    problem = problem_of(GENERAL_CASES[0])
+    with pytest.raises(TypeError, match="problem"):
+        dl.solve_dual("not a problem")
+    with pytest.raises(ValueError, match="method"):
+        dl.solve_dual(problem, method="admm")
+    with pytest.raises(ValueError, match="tol"):
+        dl.solve_dual(problem, tol=-1.0)
+    with pytest.raises(ValueError, match="max_iter"):
+        dl.solve_dual(problem, max_iter=0)
+    with pytest.raises(TypeError, match="max_iter"):
+        dl.solve_dual(problem, max_iter=2.5)
+    with pytest.raises(ValueError, match="relaxation"):
+        dl.solve_dual(problem, relaxation=2.0)
+    with pytest.raises(ValueError, match="step"):
+        dl.solve_dual(problem, step=0.0)
+    with pytest.raises(TypeError, match="solver_options"):
+        dl.solve_dual(problem, method="cvxpy", solver_options=[("eps", 1e-6)])
+
+
+def test_from_statistics_problem_has_the_same_dual() -> None:
+    case = GENERAL_CASES[1]
+    X, Y, gamma = case.data()
+    stats = dl.DeepLinearProblem.from_statistics(X @ X.T, Y @ X.T, float(np.sum(Y * Y)),
+                                                 case.hidden, gamma, n=X.shape[1])
+    res = dl.solve_dual(stats)
+    assert res.converged
+    assert rel_diff(res.value, dual_of(case, "dr").value) <= RTOL
+
+
+def test_make_y_orthogonal_has_unit_singular_values() -> None:
+    rng = np.random.default_rng(0)
+    for shape in [(5, 5), (3, 7), (7, 3)]:
+        sv = np.linalg.svd(make_Y("orthogonal", *shape, rng), compute_uv=False)
+        np.testing.assert_allclose(sv, 1.0, atol=1e-14)
