@@ -1,0 +1,159 @@
+"""Every failure the fuzzer (tests/test_fuzz.py) found, as a named regression case.
+
+Small cases are written out as arrays; larger ones are rebuilt from the fuzzer's generator
+(``Draw(...).build()``: a seed, sizes and the kinds of X and Y), exactly as the fuzzer drew them.
+Each case says what went wrong when it was found. All of them must pass the fuzzer's full
+set of checks: DR converges, the recovered weights are certified to 1e-7, weak duality holds.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+import duallinear as dl
+from test_fuzz import Draw, check_pipeline
+
+
+def _row_vector_optimum(x: np.ndarray, rho: float) -> float:
+    """Exact optimum for ``dH = 1``, diagonal ``X = diag(x)``, ``Y = 1^T`` (any H, k >= 1).
+
+    ``M`` is a row vector, so rank is no constraint and ``||M||_* = ||m||_2``; the problem is
+    ``min_m 1/2 sum_i (m_i x_i - 1)^2 + rho ||m||``. Its stationarity condition gives
+    ``m_i = x_i / (x_i^2 + lam)`` with ``lam = rho / ||m||``, where ``lam`` is the root of the
+    increasing function ``lam ||m(lam)|| - rho`` (it tends to ``||x||`` as ``lam -> inf``,
+    so for ``rho >= ||x||`` the zero network is optimal).
+    """
+    if rho >= np.linalg.norm(x):
+        return 0.5 * x.size
+    if rho == 0.0:
+        return 0.0  # m = 1/x fits exactly
+
+    def m_of(lam: float) -> np.ndarray:
+        return x / (x * x + lam)
+
+    x2 = x * x
+    lam = scipy.optimize.brentq(lambda v: v * np.linalg.norm(m_of(v)) - rho,
+                                1e-20 * x2.min(), 1e20 * x2.max(),
+                                xtol=1e-300, rtol=1e-15, maxiter=2000)
+    m = m_of(lam)
+    return 0.5 * float(np.sum((m * x - 1.0) ** 2)) + rho * float(np.linalg.norm(m))
+
+
+# Found first by the fuzzer as Draw(d0=3, dH=1, n=5, hidden=(1,), x_kind='scaled_columns',
+# y_kind='gaussian', gamma_factor=1.0, seed=0) and reduced by hand to a diagonal X: with the
+# singular values of X spread over six orders of magnitude, DR stopped at max_iter with
+# certified gaps of 0.33 .. 0.66 (and stayed there after 200000 iterations), even when
+# gamma puts the zero network at the optimum (Gamma = A is then feasible and optimal).
+@pytest.mark.parametrize("spread", [1e2, 1e3])
+@pytest.mark.parametrize("gamma_factor", [0.5, 1.0, 2.0])
+def test_ill_conditioned_diagonal_x(spread: float, gamma_factor: float) -> None:
+    x = np.array([spread, 1.0, 1.0 / spread])
+    X, Y = np.diag(x), np.ones((1, 3))
+    rho = gamma_factor * float(np.linalg.norm(x))
+    problem = dl.DeepLinearProblem(X, Y, (1,), rho / 2)
+    exact = _row_vector_optimum(x, rho)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        dual = dl.solve_dual(problem)
+    assert dual.converged, dual.message
+    assert dual.value <= exact + 1e-12 * problem.zero_value
+    assert dual.value == pytest.approx(exact, rel=1e-9)
+    rec = dl.recover(problem, dual)
+    assert rec.relative_gap <= 1e-7
+    assert rec.value == pytest.approx(exact, rel=1e-7)
+
+
+def test_row_vector_oracle_agrees_with_closed_form_when_whitened() -> None:
+    # The oracle above, checked against the library's closed form on X = I.
+    x = np.ones(3)
+    for rho in (0.0, 0.3, 1.0, 5.0):
+        problem = dl.DeepLinearProblem(np.eye(3), np.ones((1, 3)), (1,), rho / 2)
+        assert _row_vector_optimum(x, rho) == pytest.approx(dl.closed_form(problem)[0],
+                                                             rel=1e-12, abs=1e-15)
+
+
+# Same data: an unconverged DR reported upper_bound = 2.985 for gamma_factor = 2, twice the
+# objective 1.5 of the zero network, which is always available. An upper bound must never
+# be worse than the trivial one.
+def test_upper_bound_never_worse_than_zero_network() -> None:
+    x = np.array([1e3, 1.0, 1e-3])
+    problem = dl.DeepLinearProblem(np.diag(x), np.ones((1, 3)), (1,), float(np.linalg.norm(x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConvergenceWarning)
+        dual = dl.solve_dual(problem, max_iter=200)
+    assert dual.upper_bound <= problem.zero_value * (1 + 1e-12)
+    rec = dl.recover(problem, dual) if dual.converged else None
+    if rec is not None:
+        assert rec.value <= problem.zero_value * (1 + 1e-12)
+
+
+# Found with the CVXPY path on a fuzzer draw (cond(X) = 7.7e4): SCS reported 'unbounded' for
+# the (bounded) dual and returned the value 8.7e-31, while the zero network is optimal here.
+def test_cvxpy_path_on_ill_conditioned_x() -> None:
+    draw = Draw(d0=9, dH=3, n=9, hidden=(4,), x_kind="scaled_columns", y_kind="low_rank",
+                gamma_factor=1.0, seed=1214866702)
+    X, Y, gamma = draw.build()
+    problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
+    # gamma_factor = 1: ||Y X^T||_op = rho, so the zero network is optimal (MATH.md 6).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
+    assert cvx.converged, cvx.message
+    assert cvx.value == pytest.approx(problem.zero_value, rel=1e-6)
+
+
+# Draws of the long fuzzing profile that failed, with what went wrong.
+FUZZ_FAILURES = {
+    # DR hit max_iter, certified gap 6.3e-06; plain Gaussian (square, cond ~1e3) X, small gamma.
+    "gaussian_square_x_small_gamma": Draw(d0=12, dH=4, n=12, hidden=(1,), x_kind="gaussian",
+                                          y_kind="zero_rows", gamma_factor=1e-4, seed=0),
+    # Same data with a wider bottleneck: gap 7.9e-02 at max_iter.
+    "gaussian_square_x_small_gamma_k4": Draw(d0=12, dH=4, n=12, hidden=(4,),
+                                             x_kind="gaussian", y_kind="zero_rows",
+                                             gamma_factor=1e-4, seed=0),
+    # Zero network optimal far past the threshold, repeated singular values of Y: gap 0.99.
+    "scaled_columns_huge_gamma": Draw(d0=6, dH=8, n=6, hidden=(2,), x_kind="scaled_columns",
+                                      y_kind="repeated_sv", gamma_factor=578.0164017270941,
+                                      seed=837678),
+    # gamma exactly at the zero-network threshold: gap 0.59.
+    "scaled_columns_threshold_gamma": Draw(d0=6, dH=8, n=6, hidden=(2,),
+                                           x_kind="scaled_columns", y_kind="repeated_sv",
+                                           gamma_factor=1.0, seed=0),
+    # Depth 4, gamma just below the threshold: gap 0.13.
+    "scaled_columns_depth4": Draw(d0=8, dH=12, n=10, hidden=(8, 8, 10),
+                                  x_kind="scaled_columns", y_kind="low_rank",
+                                  gamma_factor=0.941949548520863, seed=274936986),
+    # DR declared "stalled" (fixed-point residual < 1e-16) after 129 iterations with a
+    # certified gap 1.3e-09 above its tolerance.
+    "stalled_above_tolerance": Draw(d0=2, dH=2, n=2, hidden=(1, 4, 4),
+                                    x_kind="scaled_columns", y_kind="gaussian",
+                                    gamma_factor=889.8134903255957, seed=4294967295),
+    # gamma = 0 (reduced-rank regression): DR did not converge and the polished recovery
+    # stopped at a certified gap 1.26e-07 > 1e-07.
+    "gamma_zero_recovery_gap": Draw(d0=8, dH=10, n=7, hidden=(8, 10, 2),
+                                    x_kind="scaled_columns", y_kind="low_rank",
+                                    gamma_factor=0.0, seed=3251),
+    # Bottleneck 1 in front of a wide layer: gap 2.1e-02 at max_iter.
+    "scaled_columns_bottleneck_first": Draw(d0=10, dH=12, n=10, hidden=(1, 11),
+                                            x_kind="scaled_columns", y_kind="gaussian",
+                                            gamma_factor=0.28976944920668546, seed=2905302),
+    # Marginal: gap 1.3e-10 against the default tol 1e-10 after 5000 iterations.
+    "scaled_columns_marginal": Draw(d0=3, dH=5, n=7, hidden=(1,), x_kind="scaled_columns",
+                                    y_kind="low_rank", gamma_factor=1e-4, seed=0),
+    # Found in exploration runs: gap 2.4e-10 when DR stopped moving after 103 iterations.
+    "stalled_two_samples": Draw(d0=11, dH=6, n=2, hidden=(7,), x_kind="scaled_columns",
+                                y_kind="zero_rows", gamma_factor=30.365884426610233,
+                                seed=3867241684),
+    # Found in exploration runs: cond(X) = 3.0e6, gap 0.62 at max_iter.
+    "condition_3e6": Draw(d0=11, dH=2, n=11, hidden=(4, 1, 7), x_kind="scaled_columns",
+                          y_kind="low_rank", gamma_factor=5.0, seed=2069654789),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUZZ_FAILURES))
+def test_fuzz_failure(name: str) -> None:
+    check_pipeline(FUZZ_FAILURES[name])
