@@ -18,7 +18,10 @@ never the library's reduced data, so they are independent oracles.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -263,3 +266,24 @@ def dual_of(case: Case, method: str = "dr") -> dl.DualResult:
 @functools.cache
 def primal_of(case: Case, restarts: int = 4) -> dl.PrimalResult:
     return dl.solve_primal(problem_of(case), restarts=restarts, seed=case.seed)
+
+
+@contextlib.contextmanager
+def expect_warning(category: type[Warning], match: str | None = None):
+    """Like ``pytest.warns`` but also fails on any ``RuntimeWarning`` raised meanwhile.
+
+    ``pytest.warns`` records every warning, which suspends the project's
+    ``error::RuntimeWarning`` filter: a numpy overflow or division by zero inside the library
+    would go unnoticed in exactly the tests that drive solvers into trouble.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+    runtime = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught
+               if issubclass(w.category, RuntimeWarning)]
+    assert not runtime, "numpy runtime warnings inside the call:\n" + "\n".join(runtime)
+    hits = [w for w in caught if issubclass(w.category, category)
+            and (match is None or re.search(match, str(w.message)))]
+    assert hits, (f"expected a {category.__name__}"
+                  + (f" matching {match!r}" if match else "")
+                  + f"; got {[f'{w.category.__name__}: {w.message}' for w in caught]}")

@@ -19,6 +19,7 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     IDENTITY_CASES,
     Case,
     dual_of,
+    expect_warning,
     make_X,
     make_Y,
     nuclear_norm_value,
@@ -297,7 +298,7 @@ def _general_problem() -> tuple[dl.DeepLinearProblem, float]:
                          ids=["max_iter=1", "max_iter=3", "tol=0"])
 def test_dr_stopped_early_warns_and_is_still_a_lower_bound(kwargs: dict) -> None:
     problem, optimum = _general_problem()
-    with pytest.warns(dl.ConvergenceWarning, match="did not converge"):
+    with expect_warning(dl.ConvergenceWarning, match="did not converge"):
         res = dl.solve_dual(problem, **kwargs)
     assert res.converged is False
     assert res.status != "converged"
@@ -309,10 +310,8 @@ def test_dr_stopped_early_warns_and_is_still_a_lower_bound(kwargs: dict) -> None
 
 def test_cvxpy_stopped_early_warns_and_is_still_a_lower_bound() -> None:
     problem, optimum = _general_problem()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-        with pytest.warns(dl.ConvergenceWarning, match="did not converge"):
-            res = dl.solve_dual(problem, method="cvxpy", solver_options={"max_iters": 3})
+    with expect_warning(dl.ConvergenceWarning, match="did not converge"):
+        res = dl.solve_dual(problem, method="cvxpy", solver_options={"max_iters": 3})
     assert res.converged is False
     assert res.status != "optimal"
     assert res.status in res.message  # the conic solver's status is passed on

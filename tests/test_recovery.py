@@ -18,6 +18,7 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     Case,
     direct_objective,
     dual_of,
+    expect_warning,
     primal_of,
     problem_of,
     product,
@@ -195,11 +196,11 @@ def test_inexact_dual_is_repaired_and_reported() -> None:
     (never making it worse), says so, and warns because the certificate stays loose."""
     case = GENERAL_CASES[4]
     problem = problem_of(case)
-    with pytest.warns(dl.ConvergenceWarning):
+    with expect_warning(dl.ConvergenceWarning):
         rough = dl.solve_dual(problem, max_iter=1)
-    with pytest.warns(dl.RecoveryWarning, match="certified only"):
+    with expect_warning(dl.RecoveryWarning, match="certified only"):
         plain = dl.recover(problem, rough, polish=False)
-    with pytest.warns(dl.RecoveryWarning):
+    with expect_warning(dl.RecoveryWarning):
         rec = dl.recover(problem, rough)
     assert not plain.repaired and not plain.certified
     assert rec.repaired and not rec.certified
