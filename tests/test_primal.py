@@ -20,9 +20,8 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     Case,
     direct_objective,
     expect_warning,
-    make_X,
-    make_Y,
     problem_of,
+    problems,
     random_weights,
     rel_diff,
     single_thread_blas,
@@ -30,37 +29,6 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
 )
 
 SETTINGS = settings(max_examples=40, deadline=None)
-
-
-@st.composite
-def problems(draw, max_dim: int = 5):
-    """A random problem (any kind of X, depth 2..5, widths above and below the data sizes,
-    gamma from 0 up) together with its raw data."""
-    kind = draw(st.sampled_from(["identity", "gaussian", "rank_deficient", "wide",
-                                 "ill_conditioned"]))
-    d0 = draw(st.integers(1 if kind in ("identity", "gaussian") else 2, max_dim))
-    dH = draw(st.integers(1, max_dim))
-    if kind == "identity":
-        n = d0
-    elif kind == "wide":
-        n = draw(st.integers(1, d0 - 1))
-    elif kind == "gaussian":
-        n = draw(st.integers(d0, d0 + 4))
-    else:
-        n = draw(st.integers(2, max_dim + 3))
-    H = draw(st.integers(2, 5))
-    hidden = tuple(draw(st.lists(st.integers(1, max_dim + 1), min_size=H - 1, max_size=H - 1)))
-    gamma = draw(st.sampled_from([0.0, 1e-3, 0.1, 1.0, 5.0]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    rank = None
-    if kind == "rank_deficient":
-        if min(d0, n) < 2:
-            kind = "gaussian" if d0 <= n else "wide"
-        else:
-            rank = draw(st.integers(1, min(d0, n) - 1))
-    X = make_X(kind, d0, n, rng, rank=rank)
-    Y = make_Y("gaussian", dH, n, rng)
-    return dl.DeepLinearProblem(X, Y, hidden, gamma), X, Y, rng
 
 
 # ---------------------------------------------------------------- objective and gradient
