@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import time
 import warnings
 
@@ -31,13 +32,26 @@ import duallinear as dl
 DEFAULT_K = {50: 10, 100: 20}
 
 
+def source_version() -> str:
+    """``git describe`` of the library sources, ``+dirty`` when they have local edits."""
+    src = os.path.dirname(os.path.abspath(dl.__file__))
+    try:
+        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def machine_line(name: str) -> str:
-    """One header line: script, date, machine, cores, load, library version."""
+    """One header line: script, date, machine, cores, load, library version and commit."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"# {name}: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
             f"{platform.machine()}, {os.cpu_count()} cores (load average {load}), "
             f"python {platform.python_version()}, numpy {np.__version__}, duallinear "
-            f"{dl.__version__}")
+            f"{dl.__version__} at {source_version()}")
 
 
 def add_blas_option(parser: argparse.ArgumentParser) -> None:
