@@ -157,3 +157,23 @@ FUZZ_FAILURES = {
 @pytest.mark.parametrize("name", sorted(FUZZ_FAILURES))
 def test_fuzz_failure(name: str) -> None:
     check_pipeline(FUZZ_FAILURES[name])
+
+
+# Found when the fuzzer's gamma range was extended past 1e3 times the zero-network threshold
+# ||Y X^T||_op / H: from about 1e6 times the threshold DR declared "stalled" after 44
+# iterations (converged=False) although the zero network is optimal; at 1e50 times the dual
+# value fell to 2.25 against the optimum 2.73 and the upper bound reached 3.4e50.
+@pytest.mark.parametrize("gamma_factor", [1e6, 1e20, 1e50])
+def test_huge_gamma_zero_network(gamma_factor: float) -> None:
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((3, 5)), rng.standard_normal((2, 5))
+    gamma = gamma_factor * float(np.linalg.norm(Y @ X.T, 2)) / 2
+    problem = dl.DeepLinearProblem(X, Y, (2,), gamma)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        dual = dl.solve_dual(problem)
+    assert dual.converged, dual.message
+    assert dual.value == pytest.approx(problem.zero_value, rel=1e-12)
+    assert dual.upper_bound == pytest.approx(problem.zero_value, rel=1e-10)
+    rec = dl.recover(problem, dual)
+    assert rec.value == pytest.approx(problem.zero_value, rel=1e-10)

@@ -90,6 +90,18 @@ def test_dr_scale_invariance_rank_deficient_extremes() -> None:
     assert values == pytest.approx([values[1]] * 3, rel=1e-9)
 
 
+def test_magnitudes_beyond_float_range_are_rejected_or_handled() -> None:
+    # ||Y||^2 overflows float64 here although every entry is finite: the library must either
+    # work in scaled units (optimum 1e400 P* is not representable, so it cannot) or say so
+    # with a ValueError naming Y, not overflow inside (RuntimeWarning / OverflowError).
+    X, Y = _gaussian_problem_data(seed=13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match="Y"):
+            problem = dl.DeepLinearProblem(X, 1e200 * Y, (2,), 1e199)
+            dl.solve_dual(problem)
+
+
 @pytest.mark.parametrize("depth", [2, 3])
 def test_cvxpy_path_correct_with_y_scaled_by_1e4(depth: int) -> None:
     # MATH.md section 10: SCS fed this problem in raw units returned 2.2x the optimum. The
