@@ -1,0 +1,167 @@
+"""The shared SVD and its fallback when LAPACK's divide-and-conquer driver (gesdd) fails.
+
+gesdd sometimes reports non-convergence on perfectly finite matrices. We simulate that by
+making scipy's gesdd wrapper return ``info > 0`` (scipy then raises ``LinAlgError``, exactly as
+for a real failure) and check that every SVD in the library falls back to a working driver.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.linalg._decomp_svd as scipy_svd_module
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import duallinear as dl
+from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+    GENERAL_CASES,
+    dual_of,
+    problem_of,
+    rel_diff,
+    single_thread_blas,
+)
+from duallinear import _linalg
+
+
+class _FailingDrivers:
+    """Patch for scipy's ``get_lapack_funcs`` that makes the named drivers fail to converge."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, drivers: tuple[str, ...]) -> None:
+        self.drivers = drivers
+        self.calls = dict.fromkeys(drivers, 0)
+        real = scipy_svd_module.get_lapack_funcs
+
+        def patched(names, *args, **kwargs):
+            funcs = real(names, *args, **kwargs)
+            single = isinstance(names, str)
+            names_t = (names,) if single else tuple(names)
+            funcs_t = (funcs,) if single else tuple(funcs)
+            out = [self._failing(name, f) if name in self.drivers else f
+                   for name, f in zip(names_t, funcs_t, strict=True)]
+            return out[0] if single else out
+
+        monkeypatch.setattr(scipy_svd_module, "get_lapack_funcs", patched)
+
+    def _failing(self, name, func):
+        def fail(a, *args, **kwargs):
+            self.calls[name] += 1
+            empty = np.zeros(0)
+            return empty, empty, empty, 1  # info > 0: "did not converge"
+
+        return fail
+
+
+@pytest.fixture
+def gesdd_fails(monkeypatch):
+    return _FailingDrivers(monkeypatch, ("gesdd",))
+
+
+@pytest.fixture
+def all_svd_drivers_fail(monkeypatch):
+    return _FailingDrivers(monkeypatch, ("gesdd", "gesvd"))
+
+
+def _check_svd(Z: np.ndarray, U: np.ndarray, s: np.ndarray, Vt: np.ndarray,
+               tol: float = 1e-12) -> None:
+    m, n = Z.shape
+    p = min(m, n)
+    assert U.shape == (m, p) and s.shape == (p,) and Vt.shape == (p, n)
+    assert np.all(s >= 0) and np.all(np.diff(s) <= 0)
+    scale = max(float(np.abs(Z).max()), 1e-300)
+    np.testing.assert_allclose((U * s) @ Vt, Z, atol=tol * scale * max(m, n))
+    np.testing.assert_allclose(U.T @ U, np.eye(p), atol=tol * 100)
+    np.testing.assert_allclose(Vt @ Vt.T, np.eye(p), atol=tol * 100)
+    np.testing.assert_allclose(s, np.linalg.svd(Z, compute_uv=False), atol=tol * scale * 10)
+
+
+def _matrices() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    return [
+        rng.standard_normal((7, 4)),
+        rng.standard_normal((3, 8)),
+        rng.standard_normal((5, 5)),
+        rng.standard_normal((6, 2)) @ rng.standard_normal((2, 5)),  # rank 2
+        Q[:, :3] @ Q[:, :3].T,                                       # repeated values
+        np.zeros((3, 4)),
+        np.array([[-2.5]]),
+        1e8 * rng.standard_normal((4, 3)),
+    ]
+
+
+MATRIX_IDS = ["tall", "wide", "square", "rank2", "repeated", "zero", "1x1", "large"]
+
+
+@pytest.mark.parametrize("Z", _matrices(), ids=MATRIX_IDS)
+def test_svd_is_an_svd(Z) -> None:
+    _check_svd(Z, *_linalg.svd(Z))
+    np.testing.assert_allclose(_linalg.svdvals(Z), np.linalg.svd(Z, compute_uv=False),
+                               atol=1e-12 * max(1.0, np.abs(Z).max()))
+
+
+@pytest.mark.parametrize("Z", _matrices(), ids=MATRIX_IDS)
+def test_svd_falls_back_when_gesdd_fails(Z, gesdd_fails) -> None:
+    with pytest.raises(np.linalg.LinAlgError):  # the patch really breaks gesdd
+        scipy.linalg.svd(Z, lapack_driver="gesdd")
+    U, s, Vt = _linalg.svd(Z)
+    _check_svd(Z, U, s, Vt)
+    np.testing.assert_allclose(_linalg.svdvals(Z), s, atol=1e-12 * max(1.0, np.abs(Z).max()))
+    assert gesdd_fails.calls["gesdd"] >= 3
+
+
+@pytest.mark.parametrize("Z", _matrices(), ids=MATRIX_IDS)
+def test_svd_last_resort_when_every_driver_fails(Z, all_svd_drivers_fail) -> None:
+    U, s, Vt = _linalg.svd(Z)
+    # The Gram-matrix route squares the condition number: accurate relative to ||Z|| only.
+    _check_svd(Z, U, s, Vt, tol=1e-10)
+    assert all_svd_drivers_fail.calls["gesvd"] >= 1
+    np.testing.assert_allclose(_linalg.svdvals(Z), s, atol=1e-10 * max(1.0, np.abs(Z).max()))
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 7), n=st.integers(1, 7), rank=st.integers(0, 7),
+       seed=st.integers(0, 10**6))
+def test_last_resort_property(m, n, rank, seed) -> None:
+    rng = np.random.default_rng(seed)
+    r = min(rank, m, n)
+    Z = rng.standard_normal((m, r)) @ rng.standard_normal((r, n))
+    with pytest.MonkeyPatch.context() as mp:
+        _FailingDrivers(mp, ("gesdd", "gesvd"))
+        U, s, Vt = _linalg.svd(Z)
+    if r == 0:
+        np.testing.assert_array_equal(s, 0.0)
+    _check_svd(Z, U, s, Vt, tol=1e-10)
+
+
+def test_non_finite_input_raises_a_linalg_error(all_svd_drivers_fail) -> None:
+    with pytest.raises(np.linalg.LinAlgError, match="NaN or Inf"):
+        _linalg.svd(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    assert issubclass(_linalg.SVDFailure, np.linalg.LinAlgError)
+
+
+def test_library_survives_gesdd_failures(gesdd_fails) -> None:
+    """The whole pipeline on a general-X problem with gesdd broken everywhere: the problem's
+    SVD of X, DR's SVDs at every iteration, recovery and the depth-3 regulariser gradient."""
+    case = GENERAL_CASES[4]  # rank-deficient X, H = 3
+    expected = dual_of(case, "dr").value  # computed with working LAPACK (cached or now)
+    calls_before = gesdd_fails.calls["gesdd"]
+    X, Y, gamma = case.data()
+    problem = dl.DeepLinearProblem(X, Y, case.hidden, gamma)
+    res = dl.solve_dual(problem)
+    assert res.converged, res.message
+    assert rel_diff(res.value, expected) <= 1e-8
+    weights = dl.recover_weights(problem, res)
+    assert rel_diff(dl.objective(problem, weights), expected) <= 1e-8
+    primal = dl.solve_primal(problem, restarts=1, seed=0)
+    assert rel_diff(primal.value, expected) <= 1e-8
+    assert gesdd_fails.calls["gesdd"] > calls_before + 100  # the fallback was really exercised
+
+
+def test_whitened_dual_survives_gesdd_failures(gesdd_fails) -> None:
+    rng = np.random.default_rng(5)
+    problem = dl.DeepLinearProblem(np.eye(6), rng.standard_normal((6, 6)), [3, 3], 0.3)
+    res = dl.solve_dual(problem)
+    assert rel_diff(res.value, dl.closed_form(problem).value) <= 1e-8
+    assert gesdd_fails.calls["gesdd"] >= 1
