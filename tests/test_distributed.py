@@ -89,6 +89,19 @@ def test_dask_statistics_match_numpy_threaded(chunks):
     _assert_stats_equal(stats, X, Y)
 
 
+def test_dask_integer_and_float32_summed_in_float64():
+    rng = np.random.default_rng(8)
+    Xi = rng.integers(-1000, 1000, size=(3, 500)).astype(np.int32)  # X X^T overflows int32
+    Y32 = rng.standard_normal((2, 500)).astype(np.float32)
+    XXt, YXt, YY = statistics(da.from_array(Xi, chunks=(3, 100)),
+                              da.from_array(Y32, chunks=(2, 100)), scheduler="sync")
+    X, Y = Xi.astype(np.float64), Y32.astype(np.float64)
+    assert XXt.dtype == YXt.dtype == np.float64
+    np.testing.assert_array_equal(XXt, X @ X.T)  # integers: exact in float64
+    np.testing.assert_allclose(YXt, Y @ X.T, rtol=1e-12)
+    assert YY == pytest.approx(float(np.sum(Y * Y)), rel=1e-12)
+
+
 def test_dask_mixed_with_numpy_target():
     X, Y = _data(4, 2, 300, seed=2)
     stats = statistics(da.from_array(X, chunks=(4, 70)), Y, scheduler="sync")
