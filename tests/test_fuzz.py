@@ -266,6 +266,55 @@ def test_every_kind_pair_once(x_kind: str, y_kind: str) -> None:
     check_pipeline(Draw(d0, 4, n, (3, 2), x_kind, y_kind, 0.1, 12345))
 
 
+@st.composite
+def small_draws(draw: st.DrawFn) -> Draw:
+    """Well-conditioned draws of size <= 6, for the slower independent paths."""
+    base = draw(draws())
+    x_kind = draw(st.sampled_from(("identity", "orthonormal", "gaussian", "rank_deficient",
+                                   "duplicated")))
+    d0, dH = min(base.d0, 6), min(base.dH, 6)
+    n = d0 if x_kind == "identity" else max(min(base.n, 6), d0 if x_kind == "orthonormal" else 1)
+    hidden = tuple(min(w, 7) for w in base.hidden)
+    return Draw(d0, dH, n, hidden, x_kind, base.y_kind, min(base.gamma_factor, 10.0), base.seed)
+
+
+def _problem_and_dual(draw: Draw) -> tuple[dl.DeepLinearProblem, dl.DualResult]:
+    X, Y, gamma = draw.build()
+    problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        return problem, dl.solve_dual(problem)
+
+
+@settings(_settings, max_examples=20 if PROFILE == "ci" else 300)
+@given(small_draws())
+def test_cvxpy_path_agrees_with_dr(draw: Draw) -> None:
+    # Two independent solvers of the same convex dual.
+    problem, dual = _problem_and_dual(draw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
+    scale = max(problem.zero_value, 1e-300)
+    assert cvx.converged, cvx.message
+    assert cvx.value <= dual.upper_bound + ROUND * scale  # weak duality across paths
+    assert abs(cvx.value - dual.value) <= 1e-5 * max(abs(dual.value), 1e-12 * scale)
+
+
+@settings(_settings, max_examples=30 if PROFILE == "ci" else 500)
+@given(small_draws())
+def test_primal_restarts_never_beat_the_dual_bound(draw: Draw) -> None:
+    # Local search is an independent upper bound: it can only land at or above the optimum
+    # (weak duality), and the certified recovery must be at least as good as it.
+    problem, dual = _problem_and_dual(draw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConvergenceWarning)
+        primal = dl.solve_primal(problem, restarts=2, seed=draw.seed % 1000, max_iter=500)
+        rec = dl.recover(problem, dual)
+    scale = max(problem.zero_value, 1e-300)
+    assert primal.value >= dual.value - ROUND * max(scale, abs(primal.value))
+    assert rec.value <= primal.value + 1e-7 * max(abs(primal.value), 1e-12 * scale)
+
+
 def test_no_failures_recorded() -> None:
     # Runs after the properties above (file order); only meaningful in keep-going mode, where
     # the property tests record failing draws instead of raising.

@@ -177,3 +177,43 @@ def test_huge_gamma_zero_network(gamma_factor: float) -> None:
     assert dual.upper_bound == pytest.approx(problem.zero_value, rel=1e-10)
     rec = dl.recover(problem, dual)
     assert rec.value == pytest.approx(problem.zero_value, rel=1e-10)
+
+
+# Found by the CVXPY-vs-DR property (tests/test_fuzz.py): a 3x3 Gaussian X with condition
+# number 100 and a small gamma. DR stopped at max_iter with certified gap 4.8e-03 (dual value
+# 0.62652 against the optimum 0.62953, which SCS and 10 primal restarts both reach).
+X_COND_100 = np.array([
+    [0.6404226504432821, 0.10490011715303971, -0.535669373161111],
+    [0.36159505490948474, 1.3040000451301372, 0.9470809631292422],
+    [-0.7037352358069926, -1.2654214710460525, -0.6232744625373522],
+])
+Y_COND_100 = np.array([
+    [0.0413259793472436, -2.3250307746388343, -0.21879166393254573],
+    [-1.2459109472530652, -0.7322673547034516, -0.5442589828573099],
+    [-0.31630015636915454, 0.4116305363741328, 1.0425133694426776],
+])
+
+
+def test_gaussian_x_condition_100_small_gamma() -> None:
+    problem = dl.DeepLinearProblem(X_COND_100, Y_COND_100, (2,), 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        dual = dl.solve_dual(problem)
+        cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
+    assert dual.converged, dual.message
+    assert dual.value == pytest.approx(cvx.value, rel=1e-6)
+    assert dl.recover(problem, dual).relative_gap <= 1e-7
+
+
+# Found by the CVXPY-vs-DR property: with d0 = dH = n = 1, SCS reports 'unbounded' for the
+# (bounded) SDP, both at gamma = 0 and gamma = 1e-3; the returned value was 0.0 while the
+# optimum at gamma = 1e-3 is 1.97e-3 (DR's answer, also the closed form: X = c I).
+@pytest.mark.parametrize("gamma", [0.0, 1e-3])
+def test_cvxpy_path_scalar_problem(gamma: float) -> None:
+    problem = dl.DeepLinearProblem([[0.1257302210933933]], [[-0.1321048632913019]], (2,), gamma)
+    exact, _ = dl.closed_form(problem)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dl.ConvergenceWarning)
+        cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
+    assert cvx.converged, cvx.message
+    assert cvx.value == pytest.approx(exact, rel=1e-6, abs=1e-12)
