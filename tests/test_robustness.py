@@ -16,9 +16,12 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import duallinear as dl
 from duallinear import prox
+from test_fuzz import PROFILE, Draw, small_draws
 
 SCALES = (1e-8, 1e-4, 1.0, 1e4, 1e8)
 
@@ -88,6 +91,27 @@ def test_dr_scale_invariance_rank_deficient_extremes() -> None:
         assert dual.converged and dual.relative_gap <= 1e-10
         values.append(dual.value / c**2)
     assert values == pytest.approx([values[1]] * 3, rel=1e-9)
+
+
+@settings(max_examples=40 if PROFILE == "ci" else 1000)
+@given(small_draws(), st.integers(-8, 8), st.integers(-8, 8))
+def test_dr_relative_accuracy_is_scale_free(draw: Draw, ex: int, ey: int) -> None:
+    # DR runs in normalised units, so scaling the data changes its iterates only by rounding:
+    # the value scales as cy^2 and the relative accuracy reached is the same, converged or not.
+    X, Y, gamma = draw.build()
+    cx, cy = 10.0**ex, 10.0**ey
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConvergenceWarning)
+        base = dl.solve_dual(dl.DeepLinearProblem(X, Y, draw.hidden, gamma))
+        scaled = dl.solve_dual(dl.DeepLinearProblem(cx * X, cy * Y, draw.hidden,
+                                                    gamma * cx * cy))
+    zero = 0.5 * float(np.sum(Y * Y))
+    assert abs(scaled.value / cy**2 - base.value) <= 1e-8 * max(abs(base.value), 1e-12 * zero)
+    assert abs(scaled.upper_bound / cy**2 - base.upper_bound) <= 1e-8 * max(
+        abs(base.upper_bound), 1e-12 * zero)
+    floor = 1e-11
+    assert abs(np.log10(max(scaled.relative_gap, floor)) -
+               np.log10(max(base.relative_gap, floor))) <= 1.0
 
 
 def test_magnitudes_beyond_float_range_are_rejected_or_handled() -> None:
