@@ -15,6 +15,9 @@ For every draw the properties checked are:
   primal objective of random weights, nor of the recovered weights;
 * whitened X: the closed form (MATH.md section 6) agrees with both bounds.
 
+On smaller, well-conditioned draws two independent paths are checked against DR: the CVXPY
+SDP (same optimum) and multi-restart primal local search (never below the dual bound).
+
 The number of examples comes from the hypothesis profile (``tests/conftest.py``).
 Set ``DUALLINEAR_FUZZ_REPORT=<path>`` to write per-draw statistics (draws, failures, worst
 relative gap, worst time) as JSON when the module finishes; ``benchmarks/fuzz_report.py``

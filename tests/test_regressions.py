@@ -148,6 +148,18 @@ FUZZ_FAILURES = {
     "stalled_two_samples": Draw(d0=11, dH=6, n=2, hidden=(7,), x_kind="scaled_columns",
                                 y_kind="zero_rows", gamma_factor=30.365884426610233,
                                 seed=3867241684),
+    # Whitened X (the closed-form case) and gamma 3e11 times the zero-network threshold: DR
+    # "stalled" after 34 iterations at a certified gap 8.7e-05.
+    "identity_x_huge_gamma": Draw(d0=6, dH=5, n=6, hidden=(8, 5, 4), x_kind="identity",
+                                  y_kind="gaussian", gamma_factor=327648607302.6176, seed=121),
+    # Scaled-orthonormal X, gamma 1e12 times the threshold: stalled at gap 2.2e-04.
+    "orthonormal_x_huge_gamma": Draw(d0=12, dH=9, n=12, hidden=(7,), x_kind="orthonormal",
+                                     y_kind="zero_rows", gamma_factor=951078209540.5135,
+                                     seed=16298),
+    # gamma = 0 with repeated singular values of Y: truncation gap 1.8e-06, still 1.7e-07
+    # after the L-BFGS polish.
+    "gamma_zero_repeated_sv": Draw(d0=9, dH=3, n=9, hidden=(5,), x_kind="scaled_columns",
+                                   y_kind="repeated_sv", gamma_factor=0.0, seed=5),
     # Found in exploration runs: cond(X) = 3.0e6, gap 0.62 at max_iter.
     "condition_3e6": Draw(d0=11, dH=2, n=11, hidden=(4, 1, 7), x_kind="scaled_columns",
                           y_kind="low_rank", gamma_factor=5.0, seed=2069654789),
