@@ -38,7 +38,8 @@ def source_version() -> str:
     try:
         head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "."],
+        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no",
+                                "--", "."],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
