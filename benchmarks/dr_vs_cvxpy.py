@@ -33,7 +33,7 @@ DEFAULT_K = {50: 10, 100: 20}
 
 
 def source_version() -> str:
-    """``git describe`` of the library sources, ``+dirty`` when they have local edits."""
+    """Short commit of the library sources, with ``+dirty`` when tracked files have edits."""
     src = os.path.dirname(os.path.abspath(dl.__file__))
     try:
         head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"],
