@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -24,7 +25,6 @@ import time
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import duallinear as dl
 
@@ -64,7 +64,16 @@ def add_blas_option(parser: argparse.ArgumentParser) -> None:
 
 
 def blas_limits(threads: int):
-    """Context limiting the BLAS thread pools (a no-op for ``threads = 0``)."""
+    """Context limiting the BLAS thread pools (a no-op for ``threads = 0``).
+
+    Uses threadpoolctl when it is installed; otherwise says so and leaves the pools alone
+    (set ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` before starting Python instead)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        if threads > 0:
+            print("# threadpoolctl is not installed: BLAS threads are NOT limited")
+        return contextlib.nullcontext()
     return threadpool_limits(limits=threads if threads > 0 else None)
 
 
