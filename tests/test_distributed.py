@@ -113,6 +113,8 @@ def test_dask_on_local_cluster_matches_in_memory_dual(client):
     Xd, Yd = da.from_array(X, chunks=(6, 250)), da.from_array(Y, chunks=(4, 250))
     stats = statistics(Xd, Yd)  # runs on the active Client
     _assert_stats_equal(stats, X, Y)
+    ran = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert ran, "the statistics were not computed on the cluster"
 
     streamed = problem_from_dask(Xd, Yd, hidden=(2, 3), gamma=0.5)
     direct = dl.DeepLinearProblem(X, Y, hidden=(2, 3), gamma=0.5)
