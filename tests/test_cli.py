@@ -1,0 +1,244 @@
+"""The ``duallinear`` command: each subcommand in --quick mode, the gap check, bad options."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from duallinear import cli
+from duallinear import experiments as ex
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _read_csv(path):
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _finite(rows, columns):
+    for row in rows:
+        for c in columns:
+            assert math.isfinite(float(row[c])), (c, row[c])
+
+
+def _check_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 1000
+
+
+def test_gap_quick(tmp_path, capsys):
+    out = tmp_path / "gap"
+    code = cli.main(["gap", "--quick", "--out", str(out), "--no-progress"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "check passed" in text
+    assert str(out) in text
+    rows = _read_csv(out / "gap.csv")
+    assert [int(r["d"]) for r in rows] == [5, 10, 20]
+    cols = ["primal_value", "dual_value", "recovered_value", "closed_form_value",
+            "relative_gap", "recovered_gap", "product_distance", "primal_time", "dual_time"]
+    _finite(rows, cols)
+    for r in rows:
+        # X = I: the closed form is an independent oracle for the dual value
+        cf = float(r["closed_form_value"])
+        assert abs(float(r["dual_value"]) - cf) <= 1e-9 * cf
+        assert abs(float(r["relative_gap"])) <= 1e-8
+        assert abs(float(r["recovered_gap"])) <= 1e-8
+        assert int(r["depth"]) == 3 and int(r["width"]) == max(1, round(0.5 * int(r["d"])))
+    _check_png(out / "gap.png")
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["exit_code"] == 0
+
+
+def test_gap_check_fails_loudly(tmp_path, capsys, monkeypatch):
+    real = ex.gap_point
+
+    def spoiled(**kw):
+        row = real(**kw)
+        row["relative_gap"] = 1e-6  # as if the primal had stopped short
+        return row
+
+    monkeypatch.setattr(ex, "gap_point", spoiled)
+    out = tmp_path / "bad"
+    code = cli.main(["gap", "--sizes", "5", "--restarts", "1", "--out", str(out),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "FAILED" in err and "d=5" in err
+    assert (out / "gap.csv").exists() and (out / "gap.png").exists()
+
+
+def test_gap_check_ignores_primal_off_paper_setting(tmp_path, capsys, monkeypatch):
+    # on non-identity X only the recovered-vs-dual mismatch is a failure of the library
+    real = ex.gap_point
+
+    def spoiled(**kw):
+        row = real(**kw)
+        row["relative_gap"] = 1e-6
+        return row
+
+    monkeypatch.setattr(ex, "gap_point", spoiled)
+    code = cli.main(["gap", "--sizes", "6", "--restarts", "1", "--x-kind", "gaussian",
+                     "--out", str(tmp_path / "g"), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_speed_quick(tmp_path, capsys):
+    out = tmp_path / "speed"
+    code = cli.main(["speed", "--quick", "--out", str(out), "--no-progress"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "CVXPY/DR" in text
+    rows = _read_csv(out / "speed.csv")
+    assert [int(r["d"]) for r in rows] == [10, 20]
+    _finite(rows, ["dr_time", "dr_value", "dr_error", "primal_time", "primal_value",
+                   "primal_error", "primal_over_dr", "reference"])
+    for r in rows:
+        assert float(r["dr_error"]) <= 1e-8
+        assert float(r["primal_error"]) <= 1e-6
+        if r["cvxpy_over_budget"] == "0":
+            assert r["cvxpy_status"] == "optimal"
+            assert float(r["cvxpy_error"]) <= 1e-5
+    _check_png(out / "speed.png")
+
+
+def test_hitting_quick(tmp_path, capsys):
+    out = tmp_path / "hit"
+    code = cli.main(["hitting", "--quick", "--out", str(out), "--no-progress"])
+    assert code == 0
+    rows = _read_csv(out / "hitting.csv")
+    assert {r["method"] for r in rows} == {"gd", "lbfgs"}
+    assert sorted({int(r["width"]) for r in rows}) == [1, 3, 6]
+    _finite(rows, ["hit_rate", "optimum", "certified_gap", "best_relative_gap"])
+    for r in rows:
+        assert 0 <= int(r["hits"]) <= int(r["runs"]) == 5
+        assert float(r["hit_rate"]) == int(r["hits"]) / int(r["runs"])
+        # nobody beats the certified optimum by more than rounding
+        assert float(r["best_relative_gap"]) >= -1e-9
+        assert float(r["certified_gap"]) <= 1e-8
+    _check_png(out / "hitting.png")
+
+
+@pytest.mark.parametrize("argv", [
+    ["gap", "--sizes", "5,-3"],
+    ["gap", "--sizes", "-5"],
+    ["gap", "--x-kind", "spiral"],
+    ["gap", "--restarts", "0"],
+    ["gap", "--gamma", "nan"],
+    ["gap", "--width", "-2"],
+    ["gap", "--depth", "1"],
+    ["speed", "--budget", "-1"],
+    ["hitting", "--seeds", "0"],
+    ["hitting", "--methods", "sgd"],
+    ["gap", "--jobs", "0"],
+    ["frobnicate"],
+])
+def test_bad_options_exit_2_with_one_line(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--out", str(tmp_path / "o")] if argv[0] != "frobnicate" else argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "error" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "duallinear", "speed", "--quick", "--out",
+         str(blocker / "sub")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_default_output_folder_is_new_and_under_cwd(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ex, "speed_point", lambda d, **kw: _fake_speed_row(d))
+    assert cli.main(["speed", "--sizes", "4", "--no-progress"]) == 0
+    made = [p for p in tmp_path.iterdir() if p.name.startswith("duallinear-out-speed-")]
+    assert len(made) == 1 and (made[0] / "speed.csv").exists()
+    assert str(made[0]) in capsys.readouterr().out
+
+
+def _fake_speed_row(d):
+    return {"d": d, "x_kind": "identity", "seed": 0, "depth": 3, "width": 1, "gamma": 1.0,
+            "reference": 1.0, "dr_time": 0.1, "dr_value": 1.0, "dr_error": 0.0,
+            "dr_certified_gap": 0.0, "dr_iterations": 1, "dr_converged": True,
+            "cvxpy_time": 100.0, "cvxpy_value": 0.5, "cvxpy_error": 0.5,
+            "cvxpy_status": "solved_inaccurate", "cvxpy_over_budget": True,
+            "primal_time": 0.2, "primal_value": 1.0, "primal_error": 0.0,
+            "primal_restarts": 1, "cvxpy_over_dr": 1000.0, "primal_over_dr": 2.0}
+
+
+def test_speed_skips_cvxpy_after_over_budget(tmp_path, monkeypatch, capsys):
+    seen = []
+
+    def fake(d, **kw):
+        seen.append((d, kw["run_cvxpy"]))
+        row = _fake_speed_row(d)
+        if not kw["run_cvxpy"]:
+            row.update(cvxpy_status="skipped", cvxpy_over_budget=False,
+                       cvxpy_time=float("nan"))
+        return row
+
+    monkeypatch.setattr(ex, "speed_point", fake)
+    assert cli.main(["speed", "--sizes", "8,4,16", "--out", str(tmp_path / "s"),
+                     "--no-progress"]) == 0
+    assert seen == [(4, True), (8, False), (16, False)]
+    text = capsys.readouterr().out
+    assert "over budget" in text and "skipped" in text
+
+
+# ------------------------------------------------------------------------ experiments
+@pytest.mark.parametrize("kind", ex.X_KINDS)
+def test_make_data_kinds(kind):
+    X, Y = ex.make_data(8, 3, kind, seed=1)
+    assert X.shape[0] == 8 and Y.shape == (3, X.shape[1])
+    s = np.linalg.svd(X, compute_uv=False)
+    if kind == "identity":
+        np.testing.assert_array_equal(X, np.eye(8))
+    elif kind == "gaussian":
+        assert s[-1] > 1e-6 * s[0]
+    elif kind == "rank-deficient":
+        assert np.sum(s > 1e-10 * s[0]) == 4
+    else:
+        assert s[0] / s[-1] == pytest.approx(ex.ILL_CONDITION, rel=1e-8)
+    X2, Y2 = ex.make_data(8, 3, kind, seed=1)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(Y, Y2)
+
+
+def test_make_data_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="x_kind"):
+        ex.make_data(3, 3, "spiral")
+
+
+def test_gap_point_general_x_dual_matches_primal():
+    row = ex.gap_point(6, x_kind="ill-conditioned", restarts=3, seed=2)
+    assert math.isnan(row["closed_form_value"])
+    assert abs(row["recovered_gap"]) <= 1e-8
+    # weak duality: the best primal value can never be below the certified lower bound
+    assert row["relative_gap"] >= -1e-10
+
+
+def test_sweep_parallel_equals_serial():
+    points = [dict(d=d, restarts=1) for d in (4, 6)]
+    serial = ex.sweep(ex.gap_point, points, n_jobs=1)
+    parallel = ex.sweep(ex.gap_point, points, n_jobs=2)
+    for a, b in zip(serial, parallel, strict=True):
+        assert a["d"] == b["d"]
+        # same seeds, same points; only BLAS rounding may differ between processes
+        assert a["dual_value"] == pytest.approx(b["dual_value"], rel=1e-12)
+        assert a["primal_value"] == pytest.approx(b["primal_value"], rel=1e-12)
