@@ -94,8 +94,8 @@ def _run(args: argparse.Namespace) -> None:
         print("\n## DR vs CVXPY/SCS (accuracy = certified relative gap of the returned point)")
         print("# when SCS is more accurate than DR at its default tol, DR is re-run with "
               "tol = SCS's gap (row 'DR@SCS')")
-        print(f"{'data':<11} {'solver':<7} {'time [s]':>9} {'cert. gap':>9} {'status':>10} "
-              f"{'SCS/this':>9}")
+        print(f"{'data':<11} {'solver':<7} {'time [s]':>9} {'cert. gap':>9} {'iters':>6} "
+              f"{'status':>10} {'SCS/this':>9}")
         for kind in kinds:
             problem = problem_for(*data(kind, d, args.seed), d, 3)
             t_dr, dr = best_time(args.repeats, dl.solve_dual, problem)
@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> None:
                                                       tol=tol, max_iter=100000)))
             for name, t, res in rows:
                 print(f"{kind:<11} {name:<7} {t:9.4f} {res.relative_gap:9.1e} "
-                      f"{str(res.status):>10} {t_scs / t:9.3g}", flush=True)
+                      f"{res.iterations:6d} {str(res.status):>10} {t_scs / t:9.3g}", flush=True)
 
     print(f"\n## dual + recovery vs best of {args.restarts} L-BFGS restarts "
           f"(reached = within {REACH:g} of the certified optimum)")
