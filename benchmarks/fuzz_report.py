@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile:              {stats['profile']}")
     print(f"draws:                {stats['draws']}")
     print(f"failures:             {stats['failures']}")
+    print(f"  crashes (exceptions):          {stats.get('crashes', 'n/a')}")
+    print(f"  silent (claimed success):      {stats.get('silent_failures', 'n/a')}")
     print(f"worst relative gap:   {stats['worst_relative_gap']:.3e}")
     print(f"  at {stats['worst_gap_draw']}")
     print(f"worst time per draw:  {stats['worst_time']:.3f} s")
