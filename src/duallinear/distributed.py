@@ -186,7 +186,7 @@ def statistics(X: Any, Y: Any, **compute_kwargs: Any) -> Statistics:
         raise ValueError(
             "X and Y must have the same number of samples (columns): "
             f"X has shape {X.shape} (d0, n), Y has shape {Y.shape} (dH, n)")
-    return Statistics(X @ X.T, Y @ X.T, float(np.sum(Y * Y)), X.shape[1])
+    return Statistics(_symmetrise(X @ X.T), Y @ X.T, float(np.sum(Y * Y)), X.shape[1])
 
 
 def statistics_from_chunks(chunks: Iterable[tuple[Any, Any]]) -> Statistics:
