@@ -353,9 +353,11 @@ def _one_warning(call, category=dl.ConvergenceWarning):
 
 
 @pytest.mark.parametrize("kwargs", [{"max_iter": 1}, {"max_iter": 3},
-                                    {"tol": 0.0, "max_iter": 100}],
+                                    {"tol": 0.0, "max_iter": 10}],
                          ids=["max_iter=1", "max_iter=3", "tol=0"])
 def test_dr_non_convergence_is_reported_and_bounds_stay_valid(hard_problem, kwargs) -> None:
+    # (tol=0 alone may legitimately converge once both bounds agree to the last bit; see
+    # test_dr_tol_zero_converges_only_on_an_exact_certificate.)
     problem, reference = hard_problem
     dual, text = _one_warning(lambda: dl.solve_dual(problem, **kwargs))
     assert dual.converged is False
