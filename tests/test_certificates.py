@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import duallinear as dl
+from duallinear.certificates import GAP_FLOOR
 from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     GENERAL_CASES,
     IDENTITY_CASES,
@@ -153,8 +154,8 @@ def test_duality_gap_rejects_foreign_or_fake_duals() -> None:
     (-2.0, -3.0, 10.0, 0.5),
     (1.0, 1.0, 10.0, 0.0),
     (0.0, 0.0, 0.0, 0.0),
-    (0.0, -1e-3, 1.0, 1e-3 / 1e-12),        # denominator floored at 1e-12 * zero_value
-    (1e-15, 0.0, 1.0, 1e-15 / 1e-12),
+    (0.0, -1e-3, 1.0, 1e-3 / GAP_FLOOR),    # denominator floored at GAP_FLOOR * zero_value
+    (1e-15, 0.0, 1.0, 1e-15 / GAP_FLOOR),
     (0.0, -1.0, 0.0, float("inf")),
 ])
 def test_relative_gap_formula(upper, lower, zero, expected) -> None:

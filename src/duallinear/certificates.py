@@ -15,18 +15,43 @@ from __future__ import annotations
 import numpy as np
 
 from ._linalg import svd, svdvals
+from ._validation import as_matrix
 from .primal import objective
-from .problem import DeepLinearProblem
+from .problem import DeepLinearProblem, check_problem
 from .results import DualResult
 
 __all__ = ["dual_value", "duality_gap", "relative_gap", "closed_form", "ClosedForm"]
 
-#: Floor of the denominator of a relative gap, as a fraction of the zero network's value.
-GAP_FLOOR = 1e-12
+#: Floor of the denominator of a relative gap, as a fraction of the zero network's value
+#: ``1/2 ||Y||^2``: an objective below it counts as zero. Float64 weights cannot resolve less
+#: on ill-conditioned X (the residual of a product carries about ``eps * cond(X)`` relative
+#: error, whose square reaches 1e-19 of ``||Y||^2`` at ``cond(X) ~ 3e6``).
+GAP_FLOOR = 1e-10
 
 
 def relative_gap(upper: float, lower: float, zero_value: float) -> float:
-    """``(upper - lower) / max(|upper|, GAP_FLOOR * zero_value)``; 0 when both are 0."""
+    """``(upper - lower) / max(|upper|, GAP_FLOOR * zero_value)``; 0 when both are 0.
+
+    Parameters
+    ----------
+    upper : float
+        A primal objective value (upper bound on the optimum).
+    lower : float
+        A dual value (lower bound).
+    zero_value : float >= 0
+        ``1/2 ||Y||_F^2``, the objective of the zero network (sets the scale of the floor).
+    """
+    for name, value in (("upper", upper), ("lower", lower), ("zero_value", zero_value)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        if not np.isfinite(value) and name != "upper":
+            raise ValueError(f"{name} must be finite, got {value}")
+        if np.isnan(value):
+            raise ValueError(f"{name} must not be NaN")
+    if zero_value < 0:
+        raise ValueError(f"zero_value must be >= 0, got {zero_value}")
+    if upper == np.inf:
+        return float("inf")
     denom = max(abs(upper), GAP_FLOOR * zero_value)
     if denom == 0.0:
         return 0.0 if upper == lower else float("inf")
@@ -88,8 +113,7 @@ def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
     -------
     float
     """
-    from ._validation import as_matrix
-
+    check_problem(problem)
     Lambda = as_matrix(Lambda, "Lambda", allow_empty=True)
     if Lambda.shape != (problem.dH, problem.d0):
         raise ValueError(
@@ -114,6 +138,7 @@ def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
     dual : DualResult
         From :func:`duallinear.solve_dual` on the same problem.
     """
+    check_problem(problem)
     if not isinstance(dual, DualResult):
         raise TypeError(f"dual must be a DualResult from solve_dual, got {type(dual).__name__}")
     if dual.Lambda.shape != (problem.dH, problem.d0):
@@ -157,8 +182,7 @@ def closed_form(problem: DeepLinearProblem) -> ClosedForm:
     ValueError
         If X is not whitened (its non-zero singular values differ).
     """
-    if not isinstance(problem, DeepLinearProblem):
-        raise TypeError(f"problem must be a DeepLinearProblem, got {type(problem).__name__}")
+    check_problem(problem)
     if not problem.is_whitened:
         raise ValueError(
             "closed_form needs whitened X (X X^T = c I on the range of X); the singular values "

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import svd
+from ._linalg import svd, svdvals
 from ._validation import as_nonneg_scalar, as_positive_int
 from .certificates import (
     _dual_value,
@@ -37,7 +37,7 @@ from .certificates import (
     _truncate,
     relative_gap,
 )
-from .problem import DeepLinearProblem
+from .problem import DeepLinearProblem, check_problem
 from .prox import _ball, _truncated
 from .results import ConvergenceWarning, DualResult
 
@@ -72,7 +72,12 @@ class _Reduced:
         N, sv = _truncate(self.A - Gamma, self.k)
         lower = _dual_value(self.A, Gamma, self.k, self.residual_sq, sv)
         upper = _primal_value_N(N, self.A, self.s, self.rho, self.residual_sq)
-        return Gamma, lower, upper
+        # The zero network is always feasible for the primal: never report worse than it.
+        return Gamma, lower, min(upper, self.zero_value)
+
+    def zero_is_optimal(self) -> bool:
+        """``||A diag(s)||_op <= rho``: then ``Gamma = A`` is feasible and ``D(A) = P(0)``."""
+        return self.A.size == 0 or float(svdvals(self.A * self.s)[0]) <= self.rho
 
 
 # ----------------------------------------------------------------------------- public
@@ -115,8 +120,7 @@ def solve_dual(
         ``value`` is always the dual objective at a feasible point, hence a valid lower bound
         on the primal optimum even when ``converged`` is False.
     """
-    if not isinstance(problem, DeepLinearProblem):
-        raise TypeError(f"problem must be a DeepLinearProblem, got {type(problem).__name__}")
+    check_problem(problem)
     if method not in DUAL_METHODS:
         raise ValueError(f"method must be one of {DUAL_METHODS}, got {method!r}")
     tol = as_nonneg_scalar(tol, "tol")
@@ -128,6 +132,15 @@ def solve_dual(
         step = as_nonneg_scalar(step, "step")
         if step == 0.0:
             raise ValueError("step must be > 0")
+    if not isinstance(solver, str):
+        raise TypeError(f"solver must be a CVXPY solver name (str), got {type(solver).__name__}")
+    if method == "cvxpy":
+        import cvxpy as cp
+
+        if solver.upper() not in cp.installed_solvers():
+            raise ValueError(
+                f"solver {solver!r} is not an installed CVXPY solver; installed: "
+                f"{', '.join(cp.installed_solvers())}")
     if solver_options is not None and not isinstance(solver_options, dict):
         raise TypeError(f"solver_options must be a dict, got {type(solver_options).__name__}")
 
@@ -170,13 +183,15 @@ class _Outcome:
 # ------------------------------------------------------------------ Douglas-Rachford
 def _dr(red: _Reduced, tol: float, max_iter: int, step: float | None, lam: float,
         whitened: bool) -> _Outcome:
-    if red.A.size == 0 or red.s.size == 0:
-        Gamma, lower, upper = red.certify(np.zeros_like(red.A))
-        return _Outcome(Gamma, lower, upper, True, 0, "trivial problem (no data in range)",
+    if red.zero_is_optimal():
+        # Exact: Gamma = A is feasible and attains P(0) = 1/2 ||Y||^2 (MATH.md section 6).
+        Gamma, lower, upper = red.certify(red.A.copy())
+        return _Outcome(Gamma, lower, upper, True, 0,
+                        "zero network optimal (||Y X^T||_op <= rho): Gamma = A is exact",
                         "converged", [], [relative_gap(upper, lower, red.zero_value)])
     if whitened:
         return _dr_whitened(red, tol, max_iter, step if step else 1.0, lam)
-    return _dr_product(red, tol, max_iter, step if step else 1.0, lam)
+    return _dr_product(red, tol, max_iter, step, lam)
 
 
 def _sv_prox_f(alpha: np.ndarray, v: np.ndarray, k: int, t: float) -> np.ndarray:
@@ -207,8 +222,8 @@ def _dr_whitened(red: _Reduced, tol: float, max_iter: int, t: float, lam: float)
         return lower, upper
 
     status, it = "max_iter", 0
-    g = np.clip(z, -radius, radius)
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         g = np.clip(z, -radius, radius)
         f = _sv_prox_f(alpha, 2.0 * g - z, k, t)
         dz = lam * (f - g)
@@ -228,47 +243,129 @@ def _dr_whitened(red: _Reduced, tol: float, max_iter: int, t: float, lam: float)
     return _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red)
 
 
-def _dr_product(red: _Reduced, tol: float, max_iter: int, t: float, lam: float) -> _Outcome:
-    A, s, k = red.A, red.s, red.k
-    w = 1.0 / float(np.median(s))
-    ws = w * s
-    radius = w * red.rho
-    zG = np.zeros_like(A)
-    zP = np.zeros_like(A)
-    residuals, gaps = [], []
-    status, it = "max_iter", 0
-    next_check, best = 1, None
+#: (step t, graph scaling w * s_max) tried in turn on general X while the previous one stalls.
+#: Measured on Gaussian, rank-deficient and ill-conditioned X (condition numbers to 1e6): the
+#: first converges in every case tried; the others rescue the rare stalls.
+DR_SCHEDULE = ((1.0, 10.0), (3.0, 30.0), (0.3, 10.0), (10.0, 30.0), (3.0, 3.0), (0.3, 3.0))
 
-    def graph(zg: np.ndarray, zp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        G = (zg + ws * zp) / (1.0 + ws * ws)
-        return G, ws * G
 
-    for it in range(1, max_iter + 1):
-        xG, xP = graph(zG, zP)
-        vG, vP = 2.0 * xG - zG, 2.0 * xP - zP
-        U, sv, Vt = svd(A - vG)
-        yG = A - (U * _truncated(sv, k, t)) @ Vt
+@dataclass(frozen=True)
+class _ProductSpace:
+    """One Douglas-Rachford map on ``(Gamma, Phi)`` with ``Phi = w Gamma diag(s)``."""
+
+    red: _Reduced
+    t: float
+    w: float
+    lam: float
+
+    @property
+    def ws(self) -> np.ndarray:
+        return self.w * self.red.s
+
+    def graph(self, z: np.ndarray) -> np.ndarray:
+        """Gamma-part of the projection of ``z = (zG, zP)`` onto the graph."""
+        ws = self.ws
+        return (z[0] + ws * z[1]) / (1.0 + ws * ws)
+
+    def start(self, Gamma: np.ndarray) -> np.ndarray:
+        return np.stack([Gamma, self.ws * Gamma])
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        red, ws = self.red, self.ws
+        xG = self.graph(z)
+        xP = ws * xG
+        vG, vP = 2.0 * xG - z[0], 2.0 * xP - z[1]
+        U, sv, Vt = svd(red.A - vG)
+        yG = red.A - (U * _truncated(sv, red.k, self.t)) @ Vt
         U, sv, Vt = svd(vP)
-        yP = (U * _ball(sv, radius)) @ Vt
-        dG, dP = lam * (yG - xG), lam * (yP - xP)
-        zG, zP = zG + dG, zP + dP
-        norm_z = float(np.sqrt(np.sum(zG * zG) + np.sum(zP * zP)))
-        residuals.append(float(np.sqrt(np.sum(dG * dG) + np.sum(dP * dP))) / max(norm_z, 1.0))
-        if it >= next_check or it == max_iter:
-            Gamma, lower, upper = red.certify(graph(zG, zP)[0])
-            gaps.append(relative_gap(upper, lower, red.zero_value))
-            if best is None or gaps[-1] < best[3]:
-                best = (Gamma, lower, upper, gaps[-1])
-            if gaps[-1] <= tol:
-                status = "converged"
+        yP = (U * _ball(sv, self.w * red.rho)) @ Vt
+        return z + self.lam * np.stack([yG - xG, yP - xP])
+
+
+class _Anderson:
+    """Type-II Anderson acceleration of a fixed-point map, with a restart safeguard."""
+
+    def __init__(self, memory: int):
+        self.memory = memory
+        self.zs: list[np.ndarray] = []
+        self.fs: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self.zs, self.fs = [], []
+
+    def step(self, z: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Next point from the current ``z`` and its residual ``f = T(z) - z`` (flat)."""
+        self.zs.append(z)
+        self.fs.append(f)
+        if len(self.zs) > self.memory + 1:
+            self.zs.pop(0)
+            self.fs.pop(0)
+        if len(self.fs) < 2 or self.memory == 0:
+            return z + f
+        dF = np.diff(np.array(self.fs), axis=0)
+        dZ = np.diff(np.array(self.zs), axis=0)
+        gram = dF @ dF.T
+        gram += (1e-10 * np.trace(gram) / gram.shape[0] + 1e-300) * np.eye(gram.shape[0])
+        try:
+            coef = np.linalg.solve(gram, dF @ f)
+        except np.linalg.LinAlgError:
+            self.reset()
+            return z + f
+        return z + f - (dZ + dF).T @ coef
+
+
+def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, lam: float,
+                memory: int = 10) -> _Outcome:
+    schedule = ((step, DR_SCHEDULE[0][1]),) if step else DR_SCHEDULE
+    residuals: list[float] = []
+    gaps: list[float] = []
+    Gamma0 = np.zeros_like(red.A)
+    best: tuple[np.ndarray, float, float, float] | None = None
+    it, status = 0, "max_iter"
+    for index, (t, w_scale) in enumerate(schedule):
+        T = _ProductSpace(red, t, w_scale / red.s[0], lam)
+        last = index == len(schedule) - 1
+        z = T.start(Gamma0)
+        accel = _Anderson(memory)
+        best_res, last_plain = np.inf, None
+        since_improved = 0
+        while it < max_iter:
+            it += 1
+            Tz = T(z)
+            f = (Tz - z).ravel()
+            res = float(np.linalg.norm(f))
+            residuals.append(res / max(float(np.linalg.norm(z)), 1.0))
+            if last_plain is not None and res > 2.0 * best_res:
+                # The accelerated point made things worse: fall back to the plain iterate.
+                z, last_plain = last_plain, None
+                accel.reset()
+                continue
+            best_res = min(best_res, res)
+            last_plain = Tz
+            z = accel.step(z.ravel(), f).reshape(z.shape)
+            if it % 5 == 0 or it == max_iter:
+                Gamma, lower, upper = red.certify(T.graph(Tz))
+                gaps.append(relative_gap(upper, lower, red.zero_value))
+                if best is None or gaps[-1] < best[3] * 0.5:
+                    since_improved = 0
+                else:
+                    since_improved += 5
+                if best is None or gaps[-1] < best[3]:
+                    best = (Gamma, lower, upper, gaps[-1])
+                if gaps[-1] <= tol:
+                    return _finish(*best[:3], "converged", it, residuals, gaps, tol, max_iter,
+                                   red)
+                if not last and since_improved >= 150:
+                    break  # stalled with this (t, w): restart from the best point with the next
+            if residuals[-1] < 1e-16:
+                status = "stalled"
                 break
-            next_check = it + max(1, min(10, it // 10))
-        if residuals[-1] < 1e-16:
-            status = "stalled"
+        if it >= max_iter:
             break
-    Gamma, lower, upper, _ = best if best is not None else (
-        *red.certify(graph(zG, zP)[0]), None)
-    return _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red)
+        Gamma0 = best[0] if best is not None else T.graph(z)
+    if best is None:
+        best = (*red.certify(Gamma0), np.inf)
+    return _finish(*best[:3], status, it, residuals, gaps, tol, max_iter, red)
 
 
 def _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red) -> _Outcome:
@@ -290,8 +387,9 @@ def _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red
 def _cvxpy(red: _Reduced, tol: float, solver: str, options: dict) -> _Outcome:
     import cvxpy as cp
 
-    A, s, k = red.A, red.s, red.k
+    A, s = red.A, red.s
     dH, r = A.shape
+    k = min(red.k, dH, r)  # beyond min(m, n) the (k) norm is the Frobenius norm
     # ||Z||_(k)^2 = ||Z^T||_(k)^2: put the smaller side in the semidefinite block.
     transpose = dH > r
     Gamma = cp.Variable((dH, r))

@@ -18,7 +18,7 @@ import scipy.optimize
 
 from ._linalg import svd
 from ._validation import as_nonneg_scalar, as_positive_int
-from .problem import DeepLinearProblem
+from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, PrimalResult
 
 __all__ = ["objective", "gradient", "solve_primal", "PRIMAL_METHODS"]
@@ -76,7 +76,7 @@ def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
     float
         ``1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
     """
-    _check_problem(problem)
+    check_problem(problem)
     weights = problem.check_weights(weights)
     value, _ = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma,
                                0.5 * problem.residual_sq)
@@ -85,15 +85,10 @@ def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
 
 def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.ndarray]:
     """Exact gradient of objective (4): one array per layer, shapes as ``weights``."""
-    _check_problem(problem)
+    check_problem(problem)
     weights = problem.check_weights(weights)
     _, grads = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma, 0.0)
     return grads
-
-
-def _check_problem(problem: object) -> None:
-    if not isinstance(problem, DeepLinearProblem):
-        raise TypeError(f"problem must be a DeepLinearProblem, got {type(problem).__name__}")
 
 
 # ------------------------------------------------------------------ normalised problem
@@ -134,9 +129,14 @@ class _Scaled:
         return out
 
     def fun(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grads = _value_and_grad(self.unpack(theta), self.B0, self.A, self.gamma,
-                                       self.const)
-        return value, np.concatenate([g.ravel() for g in grads])
+        # A diverging search may overflow: report +inf (the searches treat it as failure).
+        with np.errstate(over="ignore", invalid="ignore"):
+            value, grads = _value_and_grad(self.unpack(theta), self.B0, self.A, self.gamma,
+                                           self.const)
+            grad = np.concatenate([g.ravel() for g in grads])
+        if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+            return np.inf, np.zeros_like(theta)
+        return value, grad
 
 
 # ----------------------------------------------------------------------- local methods
@@ -250,7 +250,7 @@ def solve_primal(
     -------
     PrimalResult
     """
-    _check_problem(problem)
+    check_problem(problem)
     restarts = as_positive_int(restarts, "restarts")
     if method not in PRIMAL_METHODS:
         raise ValueError(f"method must be one of {PRIMAL_METHODS}, got {method!r}")

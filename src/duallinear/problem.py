@@ -21,7 +21,7 @@ import numpy as np
 from ._linalg import svd, svdvals
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar, as_positive_int
 
-__all__ = ["DeepLinearProblem", "WHITENED_RTOL"]
+__all__ = ["DeepLinearProblem", "WHITENED_RTOL", "check_problem"]
 
 #: Relative spread of the non-zero singular values of X below which X counts as whitened.
 WHITENED_RTOL = 1e-10
@@ -36,7 +36,9 @@ def _rank_cut(s: np.ndarray, shape: tuple[int, int]) -> int:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class DeepLinearProblem:
-    r"""An instance of problem (4): ``min 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
+    r"""An instance of problem (4).
+
+    ``min 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H`` over ``W_1 .. W_H``.
 
     Validated once at construction and immutable afterwards (its arrays are read-only copies;
     the caller's arrays are never modified).
@@ -96,13 +98,20 @@ class DeepLinearProblem:
             )
         hidden = as_hidden(self.hidden, "hidden")
         gamma = as_nonneg_scalar(self.gamma, "gamma")
-        Ux, sx, Vt = svd(X)
-        r = _rank_cut(sx, X.shape)
-        U, s, Vt = Ux[:, :r], sx[:r], Vt[:r]
-        A = Y @ Vt.T
-        residual_sq = float(np.sum((Y - A @ Vt) ** 2))
+        with np.errstate(over="ignore", invalid="ignore"):
+            Ux, sx, Vt = svd(X)
+            r = _rank_cut(sx, X.shape)
+            U, s, Vt = Ux[:, :r], sx[:r], Vt[:r]
+            A = Y @ Vt.T
+            residual_sq = float(np.sum((Y - A @ Vt) ** 2))
+            y_norm_sq = float(np.sum(Y * Y))
+            x_norm_sq = float(np.sum(sx * sx))
+        if not (np.isfinite(y_norm_sq) and np.isfinite(x_norm_sq) and np.isfinite(residual_sq)):
+            raise ValueError("X and Y must be small enough that ||X||^2 and ||Y||^2 fit in "
+                             "float64 (rescale the data; the optimum scales as c^2 for (c Y, "
+                             "c gamma))")
         self._set(X=X, Y=Y, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
-                  residual_sq=residual_sq, y_norm_sq=float(np.sum(Y * Y)))
+                  residual_sq=residual_sq, y_norm_sq=y_norm_sq)
 
     @classmethod
     def from_statistics(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float,
@@ -273,3 +282,10 @@ class DeepLinearProblem:
             f"DeepLinearProblem(d0={self.d0}, dH={self.dH}, n={self.n}, rank={self.rank}, "
             f"hidden={self.hidden}, H={self.depth}, k={self.k}, gamma={self.gamma:g})"
         )
+
+
+def check_problem(problem: object, name: str = "problem") -> DeepLinearProblem:
+    """Raise ``TypeError`` unless ``problem`` is a :class:`DeepLinearProblem`."""
+    if not isinstance(problem, DeepLinearProblem):
+        raise TypeError(f"{name} must be a DeepLinearProblem, got {type(problem).__name__}")
+    return problem

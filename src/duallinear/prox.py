@@ -35,9 +35,13 @@ __all__ = [
 
 # --------------------------------------------------------------------------- helpers
 def _as_sv(s: object, name: str = "s") -> np.ndarray:
-    arr = np.asarray(s, dtype=np.float64)
-    if np.iscomplexobj(np.asarray(s)):
-        raise TypeError(f"{name} must be real")
+    raw = np.asarray(s)
+    if np.iscomplexobj(raw):
+        raise TypeError(f"{name} must be real, got complex dtype {raw.dtype}")
+    if raw.dtype == object or not (np.issubdtype(raw.dtype, np.number)
+                                   or np.issubdtype(raw.dtype, np.bool_)):
+        raise TypeError(f"{name} must be a real numeric vector, got dtype {raw.dtype}")
+    arr = raw.astype(np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D vector of singular values, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -55,13 +59,27 @@ def spectral_apply(Z: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.
     Z : ndarray, shape (m, n)
     fn : callable mapping the singular values, shape (min(m, n),), to new non-negative values.
     """
+    Z = as_matrix(Z, "Z", allow_empty=True)
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    return _spectral(Z, fn)
+
+
+def _spectral(Z: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     U, s, Vt = svd(Z)
     return (U * fn(s)) @ Vt
 
 
 def truncated_frobenius_sq(s: np.ndarray, k: int) -> float:
-    """``||Z||_(k)^2``: the sum of the ``k`` largest squared entries of ``s``."""
-    s = np.asarray(s, dtype=np.float64)
+    """``||Z||_(k)^2``: the sum of the ``k`` largest squared entries of ``s``.
+
+    Parameters
+    ----------
+    s : ndarray, shape (n,), non-negative (singular values of Z)
+    k : int >= 1
+    """
+    s = _as_sv(s)
+    k = as_positive_int(k, "k")
     if k >= s.size:
         return float(np.dot(s, s))
     top = np.partition(s, s.size - k)[s.size - k:]
@@ -234,7 +252,7 @@ def project_spectral_ball(Z: np.ndarray, radius: float) -> np.ndarray:
     """
     Z = as_matrix(Z, "Z", allow_empty=True)
     radius = as_nonneg_scalar(radius, "radius")
-    return spectral_apply(Z, lambda s: _ball(s, radius))
+    return _spectral(Z, lambda s: _ball(s, radius))
 
 
 def prox_nuclear(Z: np.ndarray, t: float) -> np.ndarray:
@@ -247,7 +265,7 @@ def prox_nuclear(Z: np.ndarray, t: float) -> np.ndarray:
     """
     Z = as_matrix(Z, "Z", allow_empty=True)
     t = as_nonneg_scalar(t, "t")
-    return spectral_apply(Z, lambda s: _nuclear(s, t))
+    return _spectral(Z, lambda s: _nuclear(s, t))
 
 
 def prox_truncated_frobenius_sq(Z: np.ndarray, k: int, t: float) -> np.ndarray:
@@ -263,7 +281,7 @@ def prox_truncated_frobenius_sq(Z: np.ndarray, k: int, t: float) -> np.ndarray:
     Z = as_matrix(Z, "Z", allow_empty=True)
     k = as_positive_int(k, "k")
     t = as_nonneg_scalar(t, "t")
-    return spectral_apply(Z, lambda s: _truncated(s, k, t))
+    return _spectral(Z, lambda s: _truncated(s, k, t))
 
 
 def prox_schatten_power(Z: np.ndarray, p: float, t: float) -> np.ndarray:
@@ -280,4 +298,4 @@ def prox_schatten_power(Z: np.ndarray, p: float, t: float) -> np.ndarray:
     Z = as_matrix(Z, "Z", allow_empty=True)
     p = _as_power(p)
     t = as_nonneg_scalar(t, "t")
-    return spectral_apply(Z, lambda s: _schatten(s, p, t))
+    return _spectral(Z, lambda s: _schatten(s, p, t))

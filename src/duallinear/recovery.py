@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import svd
-from ._validation import as_nonneg_scalar
+from ._linalg import svd, svdvals
+from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import _truncate, relative_gap
 from .primal import objective, solve_primal
-from .problem import DeepLinearProblem
+from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, DualResult, RecoveryWarning
 
 __all__ = ["recover", "recover_weights", "balanced_factors", "Recovery"]
@@ -41,7 +41,7 @@ class Recovery:
     gap : float
         ``value - dual.value``: certified bound on the suboptimality of ``weights``.
     relative_gap : float
-        ``gap / max(|value|, 1e-12 * 1/2 ||Y||^2)``.
+        ``gap / max(|value|, 1e-10 * 1/2 ||Y||^2)``.
     repaired : bool
         Whether the plain truncation missed ``tol`` and a local polish was applied.
     certified : bool
@@ -61,14 +61,39 @@ class Recovery:
 def balanced_factors(M: np.ndarray, dims: tuple[int, ...]) -> list[np.ndarray]:
     """Factor ``M`` (shape ``(dims[-1], dims[0])``) as ``W_H .. W_1`` with equal spectra.
 
-    Every ``W_i`` has the singular values ``m^(1/H)`` of ``M``'s non-zero singular values
-    ``m``; requires ``rank(M) <= min(dims[1:-1])``. Zero rows/columns pad to the widths.
+    Every ``W_i`` carries ``m^(1/H)``, where ``m`` are the numerically non-zero singular values
+    of ``M``; zero rows and columns pad to the widths. This attains
+    ``sum_i ||W_i||_{S_H}^H = H ||M||_*`` (MATH.md section 3).
+
+    Parameters
+    ----------
+    M : array_like, shape (dims[-1], dims[0])
+    dims : sequence of int, ``(d0, d1, .., dH)`` with ``H = len(dims) - 1 >= 2``
+
+    Raises
+    ------
+    ValueError
+        If ``M`` has the wrong shape or its rank exceeds the bottleneck ``min(dims[1:-1])``.
     """
+    M = as_matrix(M, "M", allow_empty=True)
+    dims = as_hidden(dims, "dims")
+    if len(dims) < 3:
+        raise ValueError(
+            f"dims must be (d0, d1, .., dH) with at least one hidden width, got {dims}")
+    if M.shape != (dims[-1], dims[0]):
+        raise ValueError(f"M must have shape (dims[-1], dims[0]) = {(dims[-1], dims[0])}, "
+                         f"got {M.shape}")
+    return _balanced(M, dims)
+
+
+def _balanced(M: np.ndarray, dims: tuple[int, ...], rank: int | None = None) -> list[np.ndarray]:
     H = len(dims) - 1
     P, m, Qt = svd(M)
-    cut = m[0] * max(M.shape) * np.finfo(np.float64).eps if m.size else 0.0
-    rank = int(np.sum(m > cut)) if m.size and m[0] > 0 else 0
-    rank = min(rank, min(dims[1:-1]))
+    if rank is None:
+        cut = m[0] * max(M.shape) * np.finfo(np.float64).eps if m.size else 0.0
+        rank = int(np.sum(m > cut)) if m.size and m[0] > 0 else 0
+    if rank > min(dims[1:-1]):
+        raise ValueError(f"M has rank {rank}, more than the bottleneck width {min(dims[1:-1])}")
     root = m[:rank] ** (1.0 / H)
     weights = []
     for i in range(H):
@@ -101,8 +126,7 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     -------
     Recovery
     """
-    if not isinstance(problem, DeepLinearProblem):
-        raise TypeError(f"problem must be a DeepLinearProblem, got {type(problem).__name__}")
+    check_problem(problem)
     if not isinstance(dual, DualResult):
         raise TypeError(f"dual must be a DualResult from solve_dual, got {type(dual).__name__}")
     if dual.Gamma.shape != problem.A.shape or dual.Lambda.shape != (problem.dH, problem.d0):
@@ -111,10 +135,11 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
             f"expected {(problem.dH, problem.d0)}"
         )
     tol = as_nonneg_scalar(tol, "tol")
+    if not isinstance(polish, (bool, np.bool_)):
+        raise TypeError(f"polish must be a bool, got {type(polish).__name__}")
     N, _ = _truncate(problem.A - dual.Gamma, problem.k)
     M = (N / problem.s) @ problem.U.T if problem.rank else np.zeros((problem.dH, problem.d0))
-    weights = balanced_factors(M, problem.dims)
-    value = objective(problem, weights)
+    weights, value = _best_pruned(problem, M)
     rel = relative_gap(value, dual.value, problem.zero_value)
     repaired = False
     message = f"truncation of A - Gamma: certified relative gap {rel:.2e}"
@@ -134,6 +159,30 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
             f"(dual: {dual.message})", RecoveryWarning, stacklevel=2)
     return Recovery(weights=weights, value=value, gap=value - dual.value, relative_gap=rel,
                     repaired=repaired, certified=certified, message=message)
+
+
+def _best_pruned(problem: DeepLinearProblem, M: np.ndarray) -> tuple[list[np.ndarray], float]:
+    """Balanced factors of ``M`` with negligible singular values dropped when that does not
+    increase the objective.
+
+    A dual point accurate to ``eps`` leaves singular values of order ``eps`` in ``M`` where the
+    optimum has exact zeros; the ``1/H``-th root would turn them into visible weights
+    (``(1e-12)^(1/4) = 1e-3``). Each candidate rank is evaluated and the best kept; the zero
+    network is always a candidate.
+    """
+    m = svdvals(M) if M.size else np.zeros(0)
+    cut = m[0] * max(M.shape) * np.finfo(np.float64).eps if m.size and m[0] > 0 else np.inf
+    full = int(np.sum(m > cut))
+    ranks = {full, 0} | {int(np.sum(m > m[0] * rel)) for rel in (1e-10, 1e-8, 1e-6)
+                         if m.size and m[0] > 0}
+    best: tuple[list[np.ndarray], float] | None = None
+    for rank in sorted(ranks, reverse=True):
+        weights = _balanced(M, problem.dims, min(rank, problem.k))
+        value = objective(problem, weights)
+        if best is None or value <= best[1]:
+            best = (weights, value)
+    assert best is not None
+    return best
 
 
 def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
