@@ -283,35 +283,44 @@ class _ProductSpace:
 
 
 class _Anderson:
-    """Type-II Anderson acceleration of a fixed-point map, with a restart safeguard."""
+    """Type-II Anderson acceleration of a fixed-point map ``z -> z + f(z)``.
 
-    def __init__(self, memory: int):
+    Keeps the last ``memory`` differences of iterates and residuals in preallocated ring
+    buffers, so a step costs two matrix-vector products with an ``(memory, size)`` array.
+    """
+
+    def __init__(self, memory: int, size: int):
         self.memory = memory
-        self.zs: list[np.ndarray] = []
-        self.fs: list[np.ndarray] = []
+        self.dZ = np.zeros((memory, size))
+        self.dF = np.zeros((memory, size))
+        self.reset()
 
     def reset(self) -> None:
-        self.zs, self.fs = [], []
+        self.count = 0
+        self.prev: tuple[np.ndarray, np.ndarray] | None = None
 
     def step(self, z: np.ndarray, f: np.ndarray) -> np.ndarray:
         """Next point from the current ``z`` and its residual ``f = T(z) - z`` (flat)."""
-        self.zs.append(z)
-        self.fs.append(f)
-        if len(self.zs) > self.memory + 1:
-            self.zs.pop(0)
-            self.fs.pop(0)
-        if len(self.fs) < 2 or self.memory == 0:
+        if self.memory == 0:
             return z + f
-        dF = np.diff(np.array(self.fs), axis=0)
-        dZ = np.diff(np.array(self.zs), axis=0)
+        if self.prev is not None:
+            slot = self.count % self.memory
+            self.dZ[slot] = z - self.prev[0]
+            self.dF[slot] = f - self.prev[1]
+            self.count += 1
+        self.prev = (z, f)
+        m = min(self.count, self.memory)
+        if m == 0:
+            return z + f
+        dF, dZ = self.dF[:m], self.dZ[:m]
         gram = dF @ dF.T
-        gram += (1e-10 * np.trace(gram) / gram.shape[0] + 1e-300) * np.eye(gram.shape[0])
+        gram += (1e-10 * np.trace(gram) / m + 1e-300) * np.eye(m)
         try:
             coef = np.linalg.solve(gram, dF @ f)
         except np.linalg.LinAlgError:
             self.reset()
             return z + f
-        return z + f - (dZ + dF).T @ coef
+        return z + f - coef @ (dZ + dF)
 
 
 def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, lam: float,
@@ -326,7 +335,7 @@ def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, la
         T = _ProductSpace(red, t, w_scale / red.s[0], lam)
         last = index == len(schedule) - 1
         z = T.start(Gamma0)
-        accel = _Anderson(memory)
+        accel = _Anderson(memory, z.size)
         best_res, last_plain = np.inf, None
         since_improved = 0
         while it < max_iter:

@@ -146,7 +146,7 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     if rel > tol and polish:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = solve_primal(problem, restarts=1, init=weights, tol=1e-12)
+            res = solve_primal(problem, restarts=1, init=weights, tol=1e-12, max_iter=2000)
         if res.value < value:
             weights, value = res.weights, res.value
             rel_new = relative_gap(value, dual.value, problem.zero_value)
