@@ -292,7 +292,7 @@ def plot_speed(rows: Sequence[dict], path: Path) -> None:
         ax.loglog([r["d"] for r in over], [r["cvxpy_time"] for r in over], "rv",
                   label="CVXPY/SCS over budget")
     ax.loglog(d, [r["primal_time"] for r in rows], "^-",
-              label=f"primal, {rows[0]['primal_restarts']} L-BFGS restarts")
+              label=f"primal, {rows[0]['primal_restarts']} L-BFGS restart(s)")
     ax.set_xlabel("d")
     ax.set_ylabel("seconds")
     ax.set_title("Time to solve one instance")
