@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                DUALLINEAR_FUZZ_KEEP_GOING="1")
     if args.examples is not None:
         env["DUALLINEAR_FUZZ_EXAMPLES"] = str(args.examples)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
            str(ROOT / "tests" / "test_fuzz.py")]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         print("first failing draws:")
         for line in stats["failing_draws"]:
             print("  " + line)
+    failed_tests = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
+    if failed_tests:
+        print("failed tests:")
+        for line in failed_tests:
+            print("  " + line[:300])
     summary = [line for line in proc.stdout.splitlines() if " passed" in line or " failed" in line]
     print("pytest: " + (summary[-1] if summary else f"exit status {proc.returncode}"))
     return proc.returncode
