@@ -170,6 +170,15 @@ FUZZ_FAILURES = {
                                                    x_kind="scaled_columns",
                                                    y_kind="repeated_sv", gamma_factor=1e-4,
                                                    seed=0),
+    # Long profile after the DR rework: plain Gaussian X (12 x 7), repeated singular values of
+    # Y, small gamma: gap 2.7e-08 at max_iter.
+    "gaussian_x_small_gamma_repeated_sv": Draw(d0=12, dH=9, n=7, hidden=(3,),
+                                               x_kind="gaussian", y_kind="repeated_sv",
+                                               gamma_factor=1e-4, seed=3),
+    # Long profile after the DR rework, depth 4 with a width-1 last hidden layer: gap 0.26.
+    "scaled_columns_small_gamma_depth4": Draw(d0=8, dH=3, n=8, hidden=(8, 7, 1),
+                                              x_kind="scaled_columns", y_kind="gaussian",
+                                              gamma_factor=1e-4, seed=0),
     # gamma = 0, exact fit possible: DR converges but the recovered weights read as 2.4e-07
     # relative because the optimum is ~0 (see the relative-gap floor).
     "gamma_zero_exact_fit": Draw(d0=12, dH=9, n=12, hidden=(12,), x_kind="scaled_columns",
