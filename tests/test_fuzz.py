@@ -42,8 +42,13 @@ import duallinear as dl
 
 #: Certified relative gap every draw must reach.
 GAP_TOL = 1e-7
-#: Relative slack for weak duality and closed-form comparisons (rounding only).
-ROUND = 1e-9
+#: Relative slack (of 1/2||Y||^2) for weak duality and closed-form comparisons: rounding only.
+ROUND = 1e-12
+#: The certified gap is relative to max(|P|, GAP_FLOOR * 1/2||Y||^2), so that an optimum of
+#: (nearly) zero does not turn rounding into a large relative gap.
+GAP_FLOOR = 1e-10
+#: Rounding allowance, as a fraction of 1/2||Y||^2, for evaluating the objective directly.
+EVAL_ROUND = 64 * np.finfo(np.float64).eps
 
 X_KINDS = ("identity", "orthonormal", "gaussian", "rank_deficient", "wide",
            "scaled_columns", "duplicated")
@@ -192,6 +197,18 @@ def _record(draw: Draw, rel_gap: float, elapsed: float, failed: bool, repaired: 
 
 
 # ------------------------------------------------------------------------ checks
+def direct_objective(X: np.ndarray, Y: np.ndarray, weights: list[np.ndarray],
+                     gamma: float) -> float:
+    """Objective (4) straight from its definition (MATH.md section 2), independent of the
+    library's reduced evaluation."""
+    out = X
+    for W in weights:
+        out = W @ out
+    H = len(weights)
+    reg = sum(float(np.sum(np.linalg.svd(W, compute_uv=False) ** H)) for W in weights if W.size)
+    return 0.5 * float(np.sum((out - Y) ** 2)) + gamma * reg
+
+
 def _note(text: str) -> None:
     try:
         note(text)
@@ -226,6 +243,11 @@ def check_pipeline(draw: Draw) -> None:
         assert dual.converged, dual.message
         assert np.isfinite(dual.value) and np.isfinite(rec.value)
         assert rec.relative_gap <= GAP_TOL, (rec.relative_gap, rec.message)
+        # The same certificate recomputed without trusting the library's bookkeeping.
+        value = direct_objective(X, Y, rec.weights, gamma)
+        assert abs(value - rec.value) <= 1e-9 * abs(value) + EVAL_ROUND * scale
+        assert value - dual.value <= (GAP_TOL * max(abs(value), GAP_FLOOR * scale)
+                                      + EVAL_ROUND * scale), (value, dual.value)
         assert rec.gap == pytest.approx(dl.duality_gap(problem, rec.weights, dual),
                                         rel=1e-9, abs=ROUND * scale)
         # Weak duality: the dual value lower-bounds the objective of any weights.
