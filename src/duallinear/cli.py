@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="duallinear",
         description="Regularised deep linear networks solved to certified global optimality. "
                     "Without a command: solve one instance of the paper's setting both ways.")
-    sub = parser.add_subparsers(dest="command", metavar="{gap,speed,hitting}")
+    sub = parser.add_subparsers(dest="command", metavar="{gap,speed,hitting,main}")
 
     g = sub.add_parser("gap", help="primal vs dual vs recovered optimum over d (Figure 6, "
                                    "Table 3)")
