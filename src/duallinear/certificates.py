@@ -89,13 +89,23 @@ def _truncate(B: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return (U[:, :k] * sv[:k]) @ Vt[:k], sv
 
 
-def _primal_value_N(N: np.ndarray, A: np.ndarray, s: np.ndarray, rho: float,
-                    residual_sq: float) -> float:
-    """Objective (6) at ``M = N diag(s)^-1 U^T``: ``1/2||N - A||^2 + rho ||N diag(s)^-1||_*``."""
-    fit = 0.5 * float(np.sum((N - A) ** 2)) + 0.5 * residual_sq
-    if rho == 0.0 or N.size == 0:
-        return fit
-    return fit + rho * float(np.sum(svdvals(N / s)))
+def _certify(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, rho: float, k: int,
+             residual_sq: float) -> tuple[float, float]:
+    """Dual value at a feasible ``Gamma`` and the objective (6) of ``N = trunc_k(A - Gamma)``.
+
+    One SVD of ``A - Gamma`` serves both; the nuclear norm of ``N diag(s)^-1`` comes from the
+    ``k x r`` factor ``diag(sigma_k) V_k^T diag(s)^-1`` (N has rank k).
+    """
+    if A.size == 0:
+        return 0.5 * residual_sq, 0.5 * residual_sq
+    U, sv, Vt = svd(A - Gamma)
+    lower = _dual_value(A, Gamma, k, residual_sq, sv)
+    Uk, Rk = U[:, :k], sv[:k, None] * Vt[:k]
+    N = Uk @ Rk
+    upper = 0.5 * float(np.sum((N - A) ** 2)) + 0.5 * residual_sq
+    if rho > 0.0:
+        upper += rho * float(np.sum(svdvals(Rk / s)))
+    return lower, upper
 
 
 def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:

@@ -31,10 +31,8 @@ import numpy as np
 from ._linalg import svd, svdvals
 from ._validation import as_nonneg_scalar, as_positive_int
 from .certificates import (
-    _dual_value,
+    _certify,
     _make_feasible,
-    _primal_value_N,
-    _truncate,
     relative_gap,
 )
 from .problem import DeepLinearProblem, check_problem
@@ -69,9 +67,7 @@ class _Reduced:
     def certify(self, Gamma: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Feasible version of ``Gamma``, its dual value and the recovered primal value."""
         Gamma = _make_feasible(Gamma, self.s, self.rho)
-        N, sv = _truncate(self.A - Gamma, self.k)
-        lower = _dual_value(self.A, Gamma, self.k, self.residual_sq, sv)
-        upper = _primal_value_N(N, self.A, self.s, self.rho, self.residual_sq)
+        lower, upper = _certify(self.A, Gamma, self.s, self.rho, self.k, self.residual_sq)
         # The zero network is always feasible for the primal: never report worse than it.
         return Gamma, lower, min(upper, self.zero_value)
 
