@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
+from threadpoolctl import threadpool_limits
 
 from ._linalg import svd
 from ._validation import as_nonneg_scalar, as_positive_int
@@ -192,10 +193,16 @@ def _gd(sc: _Scaled, theta0: np.ndarray, max_iter: int, tol: float, lr: float | 
 
 def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, tol: float,
                  lr: float | None) -> _Run:
-    """One local search from ``theta0`` (a top-level function so joblib can ship it)."""
-    if method == "lbfgs":
-        return _lbfgs(sc, theta0, max_iter, tol)
-    return _gd(sc, theta0, max_iter, tol, lr)
+    """One local search from ``theta0`` (a top-level function so joblib can ship it).
+
+    BLAS runs on one thread inside a restart: the products here are small, threads only add
+    overhead (and oversubscribe the cores when restarts run in parallel), and a fixed
+    summation order makes every restart's result independent of ``n_jobs``.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        if method == "lbfgs":
+            return _lbfgs(sc, theta0, max_iter, tol)
+        return _gd(sc, theta0, max_iter, tol, lr)
 
 
 def _random_start(sc: _Scaled, rng: np.random.Generator, init_scale: float) -> np.ndarray:
@@ -244,7 +251,9 @@ def solve_primal(
     lr : float, optional
         Fixed learning rate for ``"gd"`` in normalised units.
     n_jobs : int, optional
-        Run restarts in parallel through joblib (``None`` or 1: sequentially).
+        Run restarts in parallel through joblib (``None`` or 1: sequentially; -1: all cores).
+        Each restart uses one BLAS thread, so results do not depend on ``n_jobs``; inside
+        ``joblib.parallel_backend("dask")`` the restarts run on a Dask cluster.
 
     Returns
     -------
