@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import duallinear as dl
-from duallinear.certificates import GAP_FLOOR
 from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     GENERAL_CASES,
     IDENTITY_CASES,
@@ -26,6 +25,7 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     rel_diff,
     single_thread_blas,
 )
+from duallinear.certificates import GAP_FLOOR
 
 ROUNDING = 1e-12
 

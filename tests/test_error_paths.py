@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import duallinear as dl
-from duallinear import prox
+from duallinear import distributed, prox
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((4, 6))
@@ -139,6 +139,29 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.recover(P, DUAL_OTHER), ValueError, "dual"),
         (lambda: dl.recover(P, DUAL, tol=-1.0), ValueError, "tol"),
         (lambda: dl.recover(P, DUAL, polish="yes"), TypeError, "polish"),
+    ],
+    # duallinear.distributed
+    "statistics": [
+        (lambda: distributed.statistics(X, Y[:, :5]), ValueError, "samples"),
+        (lambda: distributed.statistics(None, Y), TypeError, "X"),
+    ],
+    "statistics_from_chunks": [
+        (lambda: distributed.statistics_from_chunks(3), TypeError, "chunks"),
+        (lambda: distributed.statistics_from_chunks([(X, Y[:, :5])]), ValueError, "chunks"),
+    ],
+    "problem_from_dask": [
+        (lambda: distributed.problem_from_dask(X, Y, (0,), 0.1), ValueError, "hidden"),
+        (lambda: distributed.problem_from_dask(X, Y, (2,), -1.0), ValueError, "gamma"),
+    ],
+    "problem_from_chunks": [
+        (lambda: distributed.problem_from_chunks([(X, Y * np.nan)], (2,), 0.1), ValueError,
+         "Y_chunk"),
+        (lambda: distributed.problem_from_chunks([(X, Y)], (2,), float("nan")), ValueError,
+         "gamma"),
+    ],
+    "Statistics": [
+        (lambda: distributed.Statistics(XXT, YXT, YY, -1), ValueError, "n"),
+        (lambda: distributed.Statistics(XXT, YXT, -1.0, 6), ValueError, "YY"),
     ],
     "recover_weights": [
         (lambda: dl.recover_weights(NOT_A_PROBLEM, DUAL), TypeError, "problem"),

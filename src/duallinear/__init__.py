@@ -6,7 +6,7 @@ Build a :class:`DeepLinearProblem` from data ``X`` (d0, n), ``Y`` (dH, n), hidde
 the certificate with :func:`duality_gap`.
 """
 
-from . import prox
+from . import distributed, prox
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import solve_dual
 from .primal import gradient, objective, solve_primal
@@ -30,6 +30,7 @@ __all__ = [
     "relative_gap",
     "closed_form",
     "prox",
+    "distributed",
     "PrimalResult",
     "DualResult",
     "ConvergenceWarning",

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_hidden, as_matrix, as_nonneg_scalar
+from ._validation import as_hidden, as_matrix, as_nonneg_scalar, as_positive_int
 from .problem import DeepLinearProblem
 
 __all__ = [
@@ -54,8 +54,9 @@ class Statistics(tuple):
     n: int
 
     def __new__(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float, n: int) -> Statistics:
-        self = super().__new__(cls, (XXt, YXt, float(YY)))
-        self.n = int(n)
+        n = as_positive_int(n, "n", minimum=0)
+        self = super().__new__(cls, (XXt, YXt, as_nonneg_scalar(YY, "YY")))
+        self.n = n
         return self
 
     @property

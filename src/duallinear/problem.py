@@ -27,6 +27,10 @@ __all__ = ["DeepLinearProblem", "WHITENED_RTOL", "check_problem"]
 WHITENED_RTOL = 1e-10
 
 
+def _is_dask(value: object) -> bool:
+    return type(value).__module__.split(".")[0] == "dask"
+
+
 def _rank_cut(s: np.ndarray, shape: tuple[int, int]) -> int:
     """Numerical rank: singular values above ``s_max * max(shape) * eps`` (numpy's rule)."""
     if s.size == 0 or s[0] == 0.0:
@@ -47,8 +51,10 @@ class DeepLinearProblem:
     ----------
     X : array_like, shape (d0, n)
         Inputs, one column per sample. Integer and float32 data are converted to float64.
+        Dask arrays are reduced chunk by chunk to ``X X^T``, ``Y X^T`` and ``||Y||^2`` on the
+        active Dask scheduler (see :meth:`from_statistics`); ``X`` and ``Y`` are then ``None``.
     Y : array_like, shape (dH, n)
-        Targets, one column per sample.
+        Targets, one column per sample (a Dask array when ``X`` is one).
     hidden : sequence of int, length H - 1 >= 1
         Hidden widths ``(d_1, .., d_{H-1})``.
     gamma : float >= 0
@@ -89,6 +95,13 @@ class DeepLinearProblem:
     y_norm_sq: float = field(init=False)
 
     def __post_init__(self) -> None:
+        if _is_dask(self.X) or _is_dask(self.Y):
+            # Never load Dask data: reduce it to the sufficient statistics chunk by chunk.
+            from .distributed import statistics
+
+            stats = statistics(self.X, self.Y)
+            self._init_statistics(*stats, self.hidden, self.gamma, stats.n)
+            return
         X = as_matrix(self.X, "X")
         Y = as_matrix(self.Y, "Y")
         if X.shape[1] != Y.shape[1]:
@@ -142,6 +155,12 @@ class DeepLinearProblem:
         so directions of X weaker than ``sqrt(eps)`` times the strongest are treated as
         absent (the price of never forming X). The problem's ``X`` and ``Y`` are ``None``.
         """
+        obj = object.__new__(cls)
+        obj._init_statistics(XXt, YXt, YY, hidden, gamma, n)
+        return obj
+
+    def _init_statistics(self, XXt: object, YXt: object, YY: object, hidden: object,
+                         gamma: object, n: object) -> None:
         XXt = as_matrix(XXt, "XXt")
         YXt = as_matrix(YXt, "YXt")
         YY = as_nonneg_scalar(YY, "YY")
@@ -173,11 +192,9 @@ class DeepLinearProblem:
             raise ValueError(
                 f"statistics are inconsistent: ||Y X^T U S^-1||^2 = {a_sq:.6g} exceeds "
                 f"YY = {YY:.6g}")
-        obj = object.__new__(cls)
-        obj._set(X=None, Y=None, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
-                 residual_sq=max(YY - a_sq, 0.0), y_norm_sq=YY)
-        object.__setattr__(obj, "_n", n)
-        return obj
+        self._set(X=None, Y=None, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
+                  residual_sq=max(YY - a_sq, 0.0), y_norm_sq=YY)
+        object.__setattr__(self, "_n", n)
 
     def _set(self, **values: object) -> None:
         H = len(values["hidden"]) + 1
