@@ -43,6 +43,11 @@ __all__ = ["solve_dual", "DUAL_METHODS"]
 
 DUAL_METHODS = ("dr", "cvxpy")
 
+#: Relative fixed-point residual below which the DR iterate has converged to rounding level.
+#: If the certified gap then stops improving, more iterations cannot close it: the truncation
+#: recovery is ambiguous (tied singular values at k) or the duality gap is real.
+STALL_RESIDUAL = 1e-13
+
 
 @dataclass(frozen=True)
 class _Reduced:
@@ -367,12 +372,15 @@ def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, la
                 if _met(gaps[-1], tol):
                     return _finish(*best[:3], "converged", it, residuals, gaps, tol, max_iter,
                                    red)
+                if since_improved >= 150 and residuals[-1] < STALL_RESIDUAL:
+                    status = "stalled"  # converged iterate, certificate no longer improving
+                    break
                 if not last and since_improved >= 150:
                     break  # stalled with this (t, w): restart from the best point with the next
             if residuals[-1] < 1e-16:
                 status = "stalled"
                 break
-        if it >= max_iter:
+        if it >= max_iter or status == "stalled":
             break
         Gamma0 = best[0] if best is not None else T.graph(z)
     if best is None:
@@ -395,8 +403,10 @@ def _finish(Gamma, lower, upper, status, it, residuals, gaps, tol, max_iter, red
         message = (f"the dual point is exact but the weights recovered by truncation reach only "
                    f"relative gap {gap:.2e} > tol {tol:.1e} (tied singular values at k?)")
     elif status == "stalled":
-        message = (f"iterates stopped moving after {it} iterations with certified relative gap "
-                   f"{gap:.2e} > tol {tol:.1e}")
+        message = (f"the dual iterate converged (fixed-point residual below "
+                   f"{STALL_RESIDUAL:g}) after {it} iterations, but the weights recovered by "
+                   f"truncation are certified only to relative gap {gap:.2e} > tol {tol:.1e}: "
+                   "tied singular values at k, or a non-zero duality gap (recover() polishes)")
     else:
         message = (f"reached max_iter={max_iter} with certified relative gap {gap:.2e} "
                    f"> tol {tol:.1e}")

@@ -1,0 +1,97 @@
+"""Cost of solve_dual("dr") in SVD-equivalents (issue 5, target 1).
+
+One SVD-equivalent is the wall time of one full thin SVD of the reduced data ``A`` (shape
+``(dH, r)``) in the same process, so the ratio is insensitive to the machine's speed. For
+whitened X one SVD of A is the exact answer (MATH.md section 6), the floor of any method.
+
+    python benchmarks/svd_equivalents.py                 # d = 200, X = I and Gaussian X
+    python benchmarks/svd_equivalents.py --sizes 100 200 400 --seeds 0 1 2
+
+Instance: Gaussian Y, H = 3, k = d/5, gamma*H = 0.3*sqrt(d); X is the identity or a Gaussian
+(d, n) matrix with n = d ("square", the harder case) or n = 2d. Prints, for each instance, the
+DR iterations, its certified relative gap, its time, the time of one SVD of A and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+from threadpoolctl import threadpool_limits
+
+import duallinear as dl
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _svd_time(A: np.ndarray, repeats: int = 7) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        scipy.linalg.svd(A, full_matrices=False, check_finite=False)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _instance(kind: str, d: int, seed: int) -> dl.DeepLinearProblem:
+    rng = np.random.default_rng(seed)
+    n = {"identity": d, "gaussian-square": d, "gaussian-2d": 2 * d}[kind]
+    X = np.eye(d) if kind == "identity" else rng.standard_normal((d, n))
+    Y = rng.standard_normal((d, n))
+    H, k = 3, max(1, d // 5)
+    return dl.DeepLinearProblem(X, Y, (k,) * (H - 1), 0.3 * np.sqrt(d) / H)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--kinds", nargs="+", default=["identity", "gaussian-square",
+                                                        "gaussian-2d"])
+    parser.add_argument("--tol", type=float, default=1e-10)
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads (0: library default)")
+    args = parser.parse_args()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# svd_equivalents: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{platform.machine()}, {os.cpu_count()} cores (load {load}), duallinear "
+          f"{dl.__version__} at {_commit()}, BLAS threads {args.blas_threads or 'default'}")
+    print(f"# Gaussian Y, H = 3, k = d/5, gamma*H = 0.3 sqrt(d), tol = {args.tol:g}")
+    print(f"{'X':>16} {'d':>5} {'seed':>4} {'iters':>6} {'cert. gap':>10} {'DR [s]':>9} "
+          f"{'SVD(A) [s]':>10} {'SVD-eq':>8} converged")
+    limits = threadpool_limits(args.blas_threads, user_api="blas") if args.blas_threads else None
+    try:
+        for d in args.sizes:
+            for kind in args.kinds:
+                for seed in args.seeds:
+                    problem = _instance(kind, d, seed)
+                    t_svd = _svd_time(problem.A)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", dl.ConvergenceWarning)
+                        t0 = time.perf_counter()
+                        res = dl.solve_dual(problem, tol=args.tol)
+                        t_dr = time.perf_counter() - t0
+                    print(f"{kind:>16} {d:>5} {seed:>4} {res.iterations:>6} "
+                          f"{res.relative_gap:>10.1e} {t_dr:>9.4f} {t_svd:>10.5f} "
+                          f"{t_dr / t_svd:>8.1f} {res.converged}", flush=True)
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
