@@ -252,3 +252,24 @@ def test_cvxpy_path_scalar_problem(gamma: float) -> None:
         cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
     assert cvx.converged, cvx.message
     assert cvx.value == pytest.approx(exact, rel=1e-6, abs=1e-12)
+
+
+def test_cvxpy_optimal_but_inaccurate_is_flagged() -> None:
+    # Long fuzz profile: SCS reported "optimal" on this 1-sample problem, but its dual value
+    # was 1.7e-5 (relative) below the optimum: the optimum is 2e-4 of 1/2||Y||^2, so SCS's
+    # absolute accuracy does not translate into relative accuracy. The path must not call
+    # that converged; its value must still be a valid lower bound.
+    draw = Draw(d0=1, dH=2, n=1, hidden=(1,), x_kind="identity", y_kind="gaussian",
+                gamma_factor=1e-4, seed=0)
+    X, Y, gamma = draw.build()
+    problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
+    exact = dl.closed_form(problem).value
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
+    assert cvx.value <= exact * (1 + 1e-12)
+    if cvx.relative_gap > 1e-6:
+        assert not cvx.converged
+        assert sum(issubclass(w.category, dl.ConvergenceWarning) for w in caught) == 1
+    else:  # a future SCS that solves it accurately
+        assert cvx.converged and cvx.value == pytest.approx(exact, rel=1e-6)

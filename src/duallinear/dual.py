@@ -43,6 +43,10 @@ __all__ = ["solve_dual", "DUAL_METHODS"]
 
 DUAL_METHODS = ("dr", "cvxpy")
 
+#: Certified relative gap a CVXPY answer must reach (besides the solver's "optimal" status)
+#: to count as converged; SCS typically certifies 1e-9 to 1e-11 here.
+CVXPY_CERTIFIED = 1e-6
+
 #: Relative fixed-point residual below which the DR iterate has converged to rounding level.
 #: If the certified gap then stops improving, more iterations cannot close it: the truncation
 #: recovery is ambiguous (tied singular values at k) or the duality gap is real.
@@ -372,13 +376,13 @@ def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, la
                 if _met(gaps[-1], tol):
                     return _finish(*best[:3], "converged", it, residuals, gaps, tol, max_iter,
                                    red)
-                if since_improved >= 150 and residuals[-1] < STALL_RESIDUAL:
-                    status = "stalled"  # converged iterate, certificate no longer improving
+                if since_improved >= 150 and (not last or residuals[-1] < STALL_RESIDUAL):
+                    # No progress with this (t, w): the next one restarts from the best point
+                    # (and may land on another dual optimum, which can break a tie at k).
+                    status = "stalled" if last else status
                     break
-                if not last and since_improved >= 150:
-                    break  # stalled with this (t, w): restart from the best point with the next
             if residuals[-1] < 1e-16:
-                status = "stalled"
+                status = "stalled" if last else status
                 break
         if it >= max_iter or status == "stalled":
             break
@@ -448,7 +452,12 @@ def _cvxpy(red: _Reduced, tol: float, solver: str, options: dict) -> _Outcome:
     G = Gamma.value if Gamma.value is not None else np.zeros_like(A)
     G, lower, upper = red.certify(np.asarray(G, dtype=np.float64))
     gap = relative_gap(upper, lower, red.zero_value)
-    converged = status == cp.OPTIMAL
+    # A conic solver's "optimal" bounds residuals, not the objective: trust it only when the
+    # point it returned is also certified.
+    converged = status == cp.OPTIMAL and gap <= max(tol, CVXPY_CERTIFIED)
     message = (f"{solver} status {status!r}{detail}; certified relative gap {gap:.2e} "
                "at the returned point (made feasible)")
+    if status == cp.OPTIMAL and not converged:
+        message += (f" exceeds {max(tol, CVXPY_CERTIFIED):.0e}: the solver's accuracy is not "
+                    "enough for this instance (its optimum is small against 1/2 ||Y||^2?)")
     return _Outcome(G, lower, upper, converged, iterations, message, status, [], [])

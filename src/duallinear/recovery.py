@@ -41,7 +41,7 @@ class Recovery:
     gap : float
         ``value - dual.value``: certified bound on the suboptimality of ``weights``.
     relative_gap : float
-        ``gap / max(|value|, 1e-10 * 1/2 ||Y||^2)``.
+        ``gap / max(|value|, 1e-8 * 1/2 ||Y||^2)``.
     repaired : bool
         Whether the plain truncation missed ``tol`` and a local polish was applied.
     certified : bool
@@ -140,6 +140,13 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     N, _ = _truncate(problem.A - dual.Gamma, problem.k)
     M = (N / problem.s) @ problem.U.T if problem.rank else np.zeros((problem.dH, problem.d0))
     weights, value = _best_pruned(problem, M)
+    if problem.gamma == 0.0 and problem.rank:
+        # No regulariser: any factorisation of M is optimal, and one built from N without
+        # forming M avoids the eps * cond(X) error of an SVD of M (matters for exact fits).
+        exact = _factors_of_N(problem, N)
+        exact_value = objective(problem, exact)
+        if exact_value < value:
+            weights, value = exact, exact_value
     rel = relative_gap(value, dual.value, problem.zero_value)
     repaired = False
     message = f"truncation of A - Gamma: certified relative gap {rel:.2e}"
@@ -159,6 +166,30 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
             f"(dual: {dual.message})", RecoveryWarning, stacklevel=2)
     return Recovery(weights=weights, value=value, gap=value - dual.value, relative_gap=rel,
                     repaired=repaired, certified=certified, message=message)
+
+
+def _factors_of_N(problem: DeepLinearProblem, N: np.ndarray) -> list[np.ndarray]:
+    """``W_H .. W_1 = N diag(s)^-1 U^T`` with ``W_1 U diag(s)`` formed without cancellation.
+
+    ``N = P diag(m) Q^T`` (rank ``<= k``): ``W_H = [P m^(1/2), 0]``, identity blocks in the
+    middle, ``W_1 = [m^(1/2) Q^T diag(s)^-1 U^T; 0]``.
+    """
+    P, m, Qt = svd(N)
+    cut = m[0] * max(N.shape) * np.finfo(np.float64).eps if m.size and m[0] > 0 else np.inf
+    rank = min(int(np.sum(m > cut)), problem.k)
+    root = np.sqrt(m[:rank])
+    dims = problem.dims
+    weights = []
+    for i in range(problem.depth):
+        W = np.zeros((dims[i + 1], dims[i]))
+        if i == 0:
+            W[:rank] = (root[:, None] * Qt[:rank] / problem.s) @ problem.U.T
+        elif i == problem.depth - 1:
+            W[:, :rank] = P[:, :rank] * root
+        else:
+            W[np.arange(rank), np.arange(rank)] = 1.0
+        weights.append(W)
+    return weights
 
 
 def _best_pruned(problem: DeepLinearProblem, M: np.ndarray) -> tuple[list[np.ndarray], float]:

@@ -91,7 +91,7 @@ class DualResult:
         Objective of the weights recovered from this point by truncation (MATH.md section 7),
         ``inf`` if not evaluated. ``upper_bound - value`` bounds the suboptimality of both.
     relative_gap : float
-        ``(upper_bound - value) / max(|upper_bound|, 1e-10 * 1/2 ||Y||^2)``.
+        ``(upper_bound - value) / max(|upper_bound|, 1e-8 * 1/2 ||Y||^2)``.
     status : str
         ``"converged"``, ``"max_iter"``, ``"stalled"`` for DR; the solver's status for CVXPY.
     residuals : ndarray
