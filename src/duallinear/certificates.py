@@ -81,14 +81,6 @@ def _dual_value(A: np.ndarray, Gamma: np.ndarray, k: int, residual_sq: float,
     return 0.5 * residual_sq + float(np.vdot(Gamma, A - 0.5 * Gamma)) + 0.5 * tail
 
 
-def _truncate(B: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best rank-k approximation of B and all singular values of B."""
-    if B.size == 0:
-        return np.zeros_like(B), np.zeros(0)
-    U, sv, Vt = svd(B)
-    return (U[:, :k] * sv[:k]) @ Vt[:k], sv
-
-
 def _certify(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, rho: float, k: int,
              residual_sq: float) -> tuple[float, float]:
     """Dual value at a feasible ``Gamma`` and the objective (6) of ``N = trunc_k(A - Gamma)``.

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import svd, svdvals
+from ._linalg import svd
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
-from .certificates import _truncate, relative_gap
+from .certificates import relative_gap
 from .primal import objective, solve_primal
 from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, DualResult, RecoveryWarning
@@ -86,24 +86,39 @@ def balanced_factors(M: np.ndarray, dims: tuple[int, ...]) -> list[np.ndarray]:
     return _balanced(M, dims)
 
 
-def _balanced(M: np.ndarray, dims: tuple[int, ...], rank: int | None = None) -> list[np.ndarray]:
+def _balanced(M: np.ndarray, dims: tuple[int, ...], rank: int | None = None,
+              factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+              ) -> list[np.ndarray]:
+    """Balanced factors of ``M``; ``factors`` is its SVD if already computed."""
     H = len(dims) - 1
-    P, m, Qt = svd(M)
+    P, m, Qt = factors if factors is not None else svd(M)
     if rank is None:
-        cut = m[0] * max(M.shape) * np.finfo(np.float64).eps if m.size else 0.0
-        rank = int(np.sum(m > cut)) if m.size and m[0] > 0 else 0
+        rank = _numerical_rank(m, M.shape)
     if rank > min(dims[1:-1]):
         raise ValueError(f"M has rank {rank}, more than the bottleneck width {min(dims[1:-1])}")
     root = m[:rank] ** (1.0 / H)
+    return _pad_layers(dims, rank, P[:, :rank] * root, root[:, None] * Qt[:rank], root)
+
+
+def _numerical_rank(m: np.ndarray, shape: tuple[int, int]) -> int:
+    if m.size == 0 or m[0] <= 0:
+        return 0
+    return int(np.sum(m > m[0] * max(shape) * np.finfo(np.float64).eps))
+
+
+def _pad_layers(dims: tuple[int, ...], rank: int, last: np.ndarray, first: np.ndarray,
+                middle: np.ndarray) -> list[np.ndarray]:
+    """``W_H = [last, 0]``, ``W_i = diag(middle)`` padded, ``W_1 = [first; 0]``."""
+    H = len(dims) - 1
     weights = []
     for i in range(H):
         W = np.zeros((dims[i + 1], dims[i]))
         if i == 0:
-            W[:rank] = root[:, None] * Qt[:rank]
+            W[:rank] = first
         elif i == H - 1:
-            W[:, :rank] = P[:, :rank] * root
+            W[:, :rank] = last
         else:
-            W[np.arange(rank), np.arange(rank)] = root
+            W[np.arange(rank), np.arange(rank)] = middle
         weights.append(W)
     return weights
 
@@ -137,13 +152,18 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     tol = as_nonneg_scalar(tol, "tol")
     if not isinstance(polish, (bool, np.bool_)):
         raise TypeError(f"polish must be a bool, got {type(polish).__name__}")
-    N, _ = _truncate(problem.A - dual.Gamma, problem.k)
-    M = (N / problem.s) @ problem.U.T if problem.rank else np.zeros((problem.dH, problem.d0))
+    k = problem.k
+    if problem.rank:
+        Ub, sb, Vtb = svd(problem.A - dual.Gamma)
+        Nfac = (Ub[:, :k], sb[:k], Vtb[:k])  # N = trunc_k(A - Gamma) in factored form
+        M = ((Nfac[0] * Nfac[1]) @ (Nfac[2] / problem.s)) @ problem.U.T
+    else:
+        M = np.zeros((problem.dH, problem.d0))
     weights, value = _best_pruned(problem, M)
     if problem.gamma == 0.0 and problem.rank:
         # No regulariser: any factorisation of M is optimal, and one built from N without
         # forming M avoids the eps * cond(X) error of an SVD of M (matters for exact fits).
-        exact = _factors_of_N(problem, N)
+        exact = _factors_of_N(problem, *Nfac)
         exact_value = objective(problem, exact)
         if exact_value < value:
             weights, value = exact, exact_value
@@ -168,28 +188,16 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
                     repaired=repaired, certified=certified, message=message)
 
 
-def _factors_of_N(problem: DeepLinearProblem, N: np.ndarray) -> list[np.ndarray]:
-    """``W_H .. W_1 = N diag(s)^-1 U^T`` with ``W_1 U diag(s)`` formed without cancellation.
-
-    ``N = P diag(m) Q^T`` (rank ``<= k``): ``W_H = [P m^(1/2), 0]``, identity blocks in the
-    middle, ``W_1 = [m^(1/2) Q^T diag(s)^-1 U^T; 0]``.
+def _factors_of_N(problem: DeepLinearProblem, P: np.ndarray, m: np.ndarray,
+                  Qt: np.ndarray) -> list[np.ndarray]:
+    """``W_H .. W_1 = N diag(s)^-1 U^T`` for ``N = P diag(m) Q^T``, with ``W_1 U diag(s)``
+    formed without cancellation: ``W_H = [P m^(1/2), 0]``, identities in between,
+    ``W_1 = [m^(1/2) Q^T diag(s)^-1 U^T; 0]``.
     """
-    P, m, Qt = svd(N)
-    cut = m[0] * max(N.shape) * np.finfo(np.float64).eps if m.size and m[0] > 0 else np.inf
-    rank = min(int(np.sum(m > cut)), problem.k)
+    rank = min(_numerical_rank(m, (P.shape[0], Qt.shape[1])), problem.k)
     root = np.sqrt(m[:rank])
-    dims = problem.dims
-    weights = []
-    for i in range(problem.depth):
-        W = np.zeros((dims[i + 1], dims[i]))
-        if i == 0:
-            W[:rank] = (root[:, None] * Qt[:rank] / problem.s) @ problem.U.T
-        elif i == problem.depth - 1:
-            W[:, :rank] = P[:, :rank] * root
-        else:
-            W[np.arange(rank), np.arange(rank)] = 1.0
-        weights.append(W)
-    return weights
+    first = (root[:, None] * Qt[:rank] / problem.s) @ problem.U.T
+    return _pad_layers(problem.dims, rank, P[:, :rank] * root, first, np.ones(rank))
 
 
 def _best_pruned(problem: DeepLinearProblem, M: np.ndarray) -> tuple[list[np.ndarray], float]:
@@ -201,14 +209,13 @@ def _best_pruned(problem: DeepLinearProblem, M: np.ndarray) -> tuple[list[np.nda
     (``(1e-12)^(1/4) = 1e-3``). Each candidate rank is evaluated and the best kept; the zero
     network is always a candidate.
     """
-    m = svdvals(M) if M.size else np.zeros(0)
-    cut = m[0] * max(M.shape) * np.finfo(np.float64).eps if m.size and m[0] > 0 else np.inf
-    full = int(np.sum(m > cut))
-    ranks = {full, 0} | {int(np.sum(m > m[0] * rel)) for rel in (1e-10, 1e-8, 1e-6)
-                         if m.size and m[0] > 0}
+    factors = svd(M)
+    m = factors[1]
+    ranks = {_numerical_rank(m, M.shape), 0} | {
+        int(np.sum(m > m[0] * rel)) for rel in (1e-10, 1e-8, 1e-6) if m.size and m[0] > 0}
     best: tuple[list[np.ndarray], float] | None = None
     for rank in sorted(ranks, reverse=True):
-        weights = _balanced(M, problem.dims, min(rank, problem.k))
+        weights = _balanced(M, problem.dims, min(rank, problem.k), factors)
         value = objective(problem, weights)
         if best is None or value <= best[1]:
             best = (weights, value)
