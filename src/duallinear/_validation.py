@@ -17,7 +17,6 @@ __all__ = [
     "as_nonneg_scalar",
     "as_positive_int",
     "as_hidden",
-    "as_seed",
 ]
 
 
@@ -115,14 +114,3 @@ def as_hidden(value: object, name: str = "hidden") -> tuple[int, ...]:
             raise ValueError(f"{name}[{i}] must be a positive integer, got {int(w)}")
         out.append(int(w))
     return tuple(out)
-
-
-def as_seed(value: object, name: str = "seed") -> np.random.Generator:
-    """Return a ``numpy.random.Generator`` from ``None``, an int, or a Generator."""
-    if value is None or isinstance(value, np.random.Generator):
-        return np.random.default_rng(value)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be None, an int or a numpy Generator, got {value!r}")
-    if int(value) < 0:
-        raise ValueError(f"{name} must be non-negative, got {int(value)}")
-    return np.random.default_rng(int(value))
