@@ -2,7 +2,8 @@
 
 Every restart draws its start from its own child of ``SeedSequence(seed)``, so the result must
 not depend on how the restarts are scheduled: bit-for-bit the same per-restart values with one
-process, two processes, or joblib's Dask backend.
+process, two processes, or joblib's Dask backend on worker processes. Restarts sharing one
+process through threads agree to rounding only.
 """
 
 from __future__ import annotations
@@ -100,20 +101,33 @@ def test_bad_n_jobs(n_jobs, error):
 
 # -------------------------------------------------------------------------- dask
 def test_dask_backend_same_as_serial():
+    # Worker processes, as a Dask deployment has: each restart runs alone in its process.
     distributed = pytest.importorskip("dask.distributed")
     problem = _problem(d=7, k=3, seed=7, whitened=False)
     serial = _solve(problem, restarts=4, seed=5, n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ports / event-loop notices from distributed
-        client = distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+        client = distributed.Client(processes=True, n_workers=2, threads_per_worker=1,
                                     dashboard_address=None)
     try:
         with joblib.parallel_backend("dask"):
             on_dask = _solve(problem, restarts=4, seed=5, n_jobs=2)
-        # the restarts really ran as tasks on the cluster, not in this thread
+        # the restarts really ran as tasks on the cluster, not in this process
         ran = client.run_on_scheduler(
             lambda dask_scheduler: [str(k) for k in dask_scheduler.task_prefixes])
     finally:
         client.close()
     assert any("batch" in key.lower() for key in ran), ran
     _assert_identical(serial, on_dask)
+
+
+def test_threads_agree_with_serial():
+    # Restarts running at the same time in threads of one process (joblib's threading
+    # backend, in-process Dask workers) agree with the serial run to rounding, but measured
+    # L-BFGS values differed from it in the last bit (3.6e-15 of 27.9): not bit-identical.
+    problem = _problem(d=7, k=3, seed=7, whitened=False)
+    serial = _solve(problem, restarts=4, seed=5, n_jobs=1)
+    with joblib.parallel_backend("threading"):
+        threaded = _solve(problem, restarts=4, seed=5, n_jobs=2)
+    np.testing.assert_allclose(threaded.values, serial.values, rtol=1e-12)
+    assert threaded.value == pytest.approx(serial.value, rel=1e-12)
