@@ -31,6 +31,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 import duallinear as dl
+import duallinear.dual as dual_module
 
 #: Certified relative gap every draw must reach.
 GAP_TOL = 1e-7
@@ -73,6 +75,8 @@ class Draw:
     y_kind: str
     gamma_factor: float
     seed: int
+    #: DR through leading triplets (any block size allowed, so small draws use them too).
+    partial: bool = False
 
     def build(self) -> tuple[np.ndarray, np.ndarray, float]:
         return make_data(self)
@@ -161,7 +165,8 @@ def draws(draw: st.DrawFn) -> Draw:
         st.floats(1e3, 1e12),
     ))
     seed = draw(st.integers(0, 2**32 - 1))
-    return Draw(d0, dH, n, hidden, x_kind, y_kind, gamma_factor, seed)
+    partial = draw(st.booleans())
+    return Draw(d0, dH, n, hidden, x_kind, y_kind, gamma_factor, seed, partial)
 
 
 # --------------------------------------------------------------------- statistics
@@ -228,7 +233,9 @@ def check_pipeline(draw: Draw) -> None:
         problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            dual = dl.solve_dual(problem)
+            fraction = 1.0 if draw.partial else dual_module.PARTIAL_MAX_FRACTION
+            with mock.patch.object(dual_module, "PARTIAL_MAX_FRACTION", fraction):
+                dual = dl.solve_dual(problem, partial_svd=draw.partial)
             rec = dl.recover(problem, dual)
         iterations = dual.iterations
         rel, repaired = rec.relative_gap, rec.repaired

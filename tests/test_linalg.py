@@ -165,3 +165,89 @@ def test_whitened_dual_survives_gesdd_failures(gesdd_fails) -> None:
     res = dl.solve_dual(problem)
     assert rel_diff(res.value, dl.closed_form(problem).value) <= 1e-8
     assert gesdd_fails.calls["gesdd"] >= 1
+
+
+# ------------------------------------------------------------------ leading triplets
+def _low_rank_plus_noise(m: int, n: int, rank: int, noise: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    signal = rng.standard_normal((m, rank)) @ rng.standard_normal((rank, n))
+    return signal + noise * rng.standard_normal((m, n))
+
+
+def test_leading_triplets_match_a_full_svd() -> None:
+    B = _low_rank_plus_noise(150, 120, 6, 0.1, seed=0)
+    lead = _linalg.LeadingSVD()
+    U, s, Vt, c = lead(B, lambda sv: 6, start=6)
+    assert c == 6
+    Uf, sf, Vtf = np.linalg.svd(B)
+    np.testing.assert_allclose(s[:c], sf[:c], rtol=1e-12)
+    # Same leading subspaces (singular vectors up to sign).
+    np.testing.assert_allclose(np.abs(np.sum(U[:, :c] * Uf[:, :c], axis=0)), 1.0, atol=1e-10)
+    np.testing.assert_allclose(np.abs(np.sum(Vt[:c] * Vtf[:c], axis=1)), 1.0, atol=1e-10)
+    assert np.linalg.norm(B @ Vt[:c].T - U[:, :c] * s[:c]) <= 1e-11 * sf[0]
+
+
+def test_leading_block_grows_to_what_is_needed() -> None:
+    B = _low_rank_plus_noise(200, 200, 15, 0.01, seed=1)
+    threshold = 0.5 * np.linalg.svd(B, compute_uv=False)[14]
+    lead = _linalg.LeadingSVD(oversample=4)
+    U, s, Vt, c = lead(B, lambda sv: int(np.count_nonzero(sv > threshold)))
+    assert c == 15
+    assert s.size >= c + 4
+
+
+def test_leading_gives_up_when_too_much_is_needed() -> None:
+    B = np.random.default_rng(2).standard_normal((80, 80))
+    lead = _linalg.LeadingSVD(max_fraction=0.25)
+    assert lead(B, lambda sv: 30) is None
+    assert lead.fallbacks == 1
+
+
+def test_leading_gives_up_without_a_spectral_gap() -> None:
+    # A flat spectrum: the needed triplets cannot settle within max_steps.
+    B = np.random.default_rng(3).standard_normal((300, 300))
+    lead = _linalg.LeadingSVD(max_steps=5, max_fraction=0.5)
+    assert lead(B, lambda sv: 10) is None
+
+
+def test_leading_stops_trying_after_repeated_failures() -> None:
+    # No gap to exploit: after three failures only every tenth call tries again.
+    B = np.random.default_rng(7).standard_normal((200, 200))
+    lead = _linalg.LeadingSVD(max_steps=3, max_fraction=0.5)
+    results = [lead(B, lambda sv: 10) for _ in range(12)]
+    assert all(r is None for r in results)
+    assert lead.steps == 4 * 3  # calls 1, 2, 3 and 10
+    assert lead.fallbacks == 12
+
+
+def test_leading_warm_start_takes_fewer_products() -> None:
+    B = _low_rank_plus_noise(200, 160, 8, 0.3, seed=4)
+    lead = _linalg.LeadingSVD()
+    lead(B, lambda sv: 8, start=8)
+    cold = lead.steps
+    B2 = B + 1e-8 * np.random.default_rng(5).standard_normal(B.shape)
+    U, s, Vt, c = lead(B2, lambda sv: 8)
+    assert lead.steps - cold < cold
+    np.testing.assert_allclose(s[:c], np.linalg.svd(B2, compute_uv=False)[:c], rtol=1e-12)
+
+
+def test_leading_values_only_and_zero_matrix() -> None:
+    B = _low_rank_plus_noise(120, 100, 3, 0.05, seed=6)
+    top = _linalg.LeadingSVD(rtol=1e-10, values_only=True)(B, lambda sv: 1)
+    assert top is not None
+    assert top[1][0] == pytest.approx(np.linalg.norm(B, 2), rel=1e-9)
+    U, s, Vt, c = _linalg.LeadingSVD()(np.zeros((50, 40)), lambda sv: int(np.sum(sv > 0)))
+    assert c == 0 and np.all(s == 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(20, 60), st.integers(20, 60), st.integers(1, 5),
+       st.floats(0.0, 1.0), st.integers(0, 10**6))
+def test_ritz_values_never_exceed_singular_values(m, n, rank, noise, seed) -> None:
+    # Rayleigh-Ritz on a subspace interlaces: the j-th Ritz value is at most sigma_j.
+    B = _low_rank_plus_noise(m, n, rank, noise, seed)
+    # rtol = 1: return unconverged Ritz values after the first check.
+    out = _linalg.LeadingSVD(rtol=1.0, max_fraction=1.0, oversample=2)(B, lambda sv: rank)
+    assert out is not None
+    sv = np.linalg.svd(B, compute_uv=False)
+    assert np.all(out[1] <= sv[: out[1].size] * (1 + 1e-12) + 1e-12)

@@ -1,11 +1,11 @@
-"""Dense linear algebra shared by every module: one robust thin SVD."""
+"""Dense linear algebra shared by every module: one robust thin SVD, and leading triplets."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
 
-__all__ = ["svd", "svdvals", "SVDFailure"]
+__all__ = ["svd", "svdvals", "SVDFailure", "LeadingSVD"]
 
 
 class SVDFailure(np.linalg.LinAlgError):
@@ -81,3 +81,131 @@ def svdvals(Z: np.ndarray) -> np.ndarray:
         return scipy.linalg.svdvals(Z, check_finite=False)
     except np.linalg.LinAlgError:
         return svd(Z)[1]
+
+
+class LeadingSVD:
+    """Leading singular triplets of a sequence of slowly changing matrices.
+
+    Block subspace iteration with a Rayleigh-Ritz step, warm-started from the right Ritz
+    vectors of the previous call. A call on ``B`` (shape ``(m, n)``) works on a block of
+    ``p`` vectors and asks ``needed(s)`` how many leading triplets matter, given the current
+    Ritz values ``s`` (length ``p``, non-increasing). It returns once that count ``c`` is
+    below ``p``, the first ``c`` triplets have residuals ``||B v_j - s_j u_j|| <= rtol * s_1``,
+    and the count stays ``c`` when every Ritz value is raised by its residual (a true singular
+    value lies within that distance). The block grows to ``c + oversample`` whenever it is
+    smaller. Past ``max_fraction * min(m, n)`` vectors or ``max_steps`` products it gives up
+    and returns None: the caller then takes a full SVD. (Up to the limit the block is
+    capped rather than refused: it only has to exceed the needed count.)
+    Once at least half of the calls (and three) have given up, it gives up at once except
+    on every tenth call.
+
+    Ritz values never exceed the true ones, and a direction the block has not seen can be
+    missed; callers must therefore check their final answer with exact quantities (the dual
+    solver's certificate uses full singular values).
+
+    Parameters
+    ----------
+    oversample : int
+        Vectors kept beyond the needed count.
+    rtol : float
+        Residual tolerance relative to the largest Ritz value.
+    max_steps : int
+        Products with ``B`` (and ``B^T``) allowed per call.
+    max_fraction : float
+        Largest block, as a fraction of ``min(m, n)``.
+    seed : int
+        Seed of the random start block (reproducible results).
+    values_only : bool
+        Settle the needed singular values only: stop once they change by at most
+        ``rtol * s_1`` from one product to the next (values converge much faster than
+        vectors inside a cluster of equal singular values).
+    """
+
+    def __init__(self, oversample: int = 8, rtol: float = 1e-12, max_steps: int = 30,
+                 max_fraction: float = 0.25, seed: int = 0, values_only: bool = False):
+        self.values_only = values_only
+        self.oversample = oversample
+        self.rtol = rtol
+        self.max_steps = max_steps
+        self.max_fraction = max_fraction
+        self.rng = np.random.default_rng(seed)
+        self.V: np.ndarray | None = None
+        self.calls = 0
+        self.steps = 0
+        self.fallbacks = 0
+
+    def _extend(self, V: np.ndarray | None, n: int, p: int) -> np.ndarray:
+        fresh = self.rng.standard_normal((n, p - (0 if V is None else V.shape[1])))
+        block = fresh if V is None else np.hstack([V, fresh])
+        return np.linalg.qr(block)[0]
+
+    def __call__(self, B: np.ndarray, needed, start: int = 1):
+        """Leading triplets of ``B``, or None if a full SVD should be used instead.
+
+        Parameters
+        ----------
+        B : ndarray, shape (m, n)
+        needed : callable
+            ``needed(s) -> int``, the number of leading triplets that matter.
+        start : int
+            Needed count to size the first block when there is no warm start.
+
+        Returns
+        -------
+        (U, s, Vt, c) or None
+            ``U`` of shape ``(m, p)``, ``s`` of shape ``(p,)``, ``Vt`` of shape ``(p, n)``;
+            the first ``c`` triplets are the needed ones (converged), the rest are not
+            guaranteed.
+        """
+        self.calls += 1
+        if self.fallbacks >= 3 and 2 * self.fallbacks >= self.calls and self.calls % 10:
+            # Mostly failing (no spectral gap to exploit): try again only every tenth call.
+            return self._give_up()
+        m, n = B.shape
+        limit = int(self.max_fraction * min(m, n))
+        V = self.V if self.V is not None and self.V.shape[0] == n else None
+        p = V.shape[1] if V is not None else start + self.oversample
+        if p > limit:
+            V, p = (V[:, :limit] if V is not None else None), limit
+        if start >= limit or p < 1:
+            return self._give_up()
+        if V is None:
+            V = self._extend(None, n, p)
+        U = s = previous = None
+        for _ in range(self.max_steps):
+            self.steps += 1
+            W = B @ V
+            if s is not None and self.values_only:
+                c = int(needed(s))
+                if previous is not None and c < p and np.all(
+                        np.abs(s[:c] - previous[:c]) <= self.rtol * s[0]):
+                    self.V = V
+                    return U, s, V.T, c
+                previous = s
+            elif s is not None:
+                c = int(needed(s))
+                if c >= limit:
+                    return self._give_up()
+                if c + self.oversample > p < limit:
+                    # Keep `oversample` vectors beyond the needed ones (as many as the limit
+                    # allows): their gap drives the convergence of the needed triplets.
+                    p = min(c + self.oversample, limit)
+                    V = self._extend(V, n, p)
+                    W = B @ V
+                else:
+                    res = np.linalg.norm(W - U * s, axis=0)
+                    # Each Ritz value lies within its residual of a true singular value: the
+                    # count must not change when every value moves up by its residual.
+                    if (np.all(res[:c] <= self.rtol * max(s[0], np.finfo(float).tiny))
+                            and int(needed(np.sort(s + res)[::-1])) == c):
+                        self.V = V[:, : min(p, c + 2 * self.oversample)]
+                        return U, s, V.T, c
+            Q = np.linalg.qr(W)[0]
+            Ut, s, Vt = svd((B.T @ Q).T)
+            U, V = Q @ Ut, Vt.T
+        return self._give_up()
+
+    def _give_up(self):
+        self.fallbacks += 1
+        self.V = None
+        return None

@@ -92,12 +92,17 @@ def _certify(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, rho: float, k: int
         return 0.5 * residual_sq, 0.5 * residual_sq
     U, sv, Vt = svd(A - Gamma)
     lower = _dual_value(A, Gamma, k, residual_sq, sv)
-    Uk, Rk = U[:, :k], sv[:k, None] * Vt[:k]
-    N = Uk @ Rk
-    upper = 0.5 * float(np.sum((N - A) ** 2)) + 0.5 * residual_sq
-    if rho > 0.0:
+    return lower, _truncation_value(A, U[:, :k], sv[:k], Vt[:k], s, rho, residual_sq)
+
+
+def _truncation_value(A: np.ndarray, Uk: np.ndarray, sk: np.ndarray, Vtk: np.ndarray,
+                      s: np.ndarray, rho: float, residual_sq: float) -> float:
+    """Objective (6) of ``N = Uk diag(sk) Vtk`` (any such triplets: a valid upper bound)."""
+    Rk = sk[:, None] * Vtk
+    upper = 0.5 * float(np.sum((Uk @ Rk - A) ** 2)) + 0.5 * residual_sq
+    if rho > 0.0 and Rk.size:
         upper += rho * float(np.sum(svdvals(Rk / s)))
-    return lower, upper
+    return upper
 
 
 def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
