@@ -251,3 +251,30 @@ def test_ritz_values_never_exceed_singular_values(m, n, rank, noise, seed) -> No
     assert out is not None
     sv = np.linalg.svd(B, compute_uv=False)
     assert np.all(out[1] <= sv[: out[1].size] * (1 + 1e-12) + 1e-12)
+
+
+# ------------------------------------------------- spectral change through the Gram matrix
+def _svd_change(B: np.ndarray, amount) -> np.ndarray:
+    U, s, Vt = np.linalg.svd(B, full_matrices=False)
+    return (U * amount(s)) @ Vt
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.floats(0.05, 0.95), st.integers(0, 10**6))
+def test_gram_change_matches_the_svd(m, n, frac, seed) -> None:
+    B = np.random.default_rng(seed).standard_normal((m, n))
+    s1 = np.linalg.norm(B, 2)
+    radius = frac * s1  # the ball projection's change: only values above radius move
+    amount = lambda s: np.maximum(s - radius, 0.0)  # noqa: E731
+    change = _linalg.gram_spectral_change(B, amount)
+    assert change is not None
+    np.testing.assert_allclose(change, _svd_change(B, amount), atol=1e-12 * s1)
+
+
+def test_gram_change_declines_small_moving_values() -> None:
+    B = np.diag([1.0, 0.5, 1e-4])
+    # Shrinking every value by 10% moves 1e-4, below GRAM_MIN_RATIO of the largest.
+    assert _linalg.gram_spectral_change(B, lambda s: 0.1 * s) is None
+    change = _linalg.gram_spectral_change(B, lambda s: np.where(s > 0.9, 0.1 * s, 0.0))
+    np.testing.assert_allclose(change, np.diag([0.1, 0.0, 0.0]), atol=1e-15)
+    assert np.all(_linalg.gram_spectral_change(B, lambda s: 0 * s) == 0)

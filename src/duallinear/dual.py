@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import LeadingSVD, svd, svdvals
+from ._linalg import LeadingSVD, gram_spectral_change, svd, svdvals
 from ._validation import as_nonneg_scalar, as_positive_int
 from .certificates import (
     _certify,
@@ -59,6 +59,11 @@ STALL_RESIDUAL = 1e-13
 #: full SVD is about as cheap (measured: at d = 200 a LAPACK eigensolver for the top quarter of
 #: the spectrum costs 0.7 of a full SVD).
 PARTIAL_MIN_DIM = 500
+
+#: Smallest ``min(dH, r)`` at which the general-X maps use an eigendecomposition of the Gram
+#: matrix instead of a full SVD (about half the cost at d = 200; per-call overhead dominates
+#: on small matrices).
+GRAM_MIN_DIM = 64
 
 #: Largest block of leading triplets, as a fraction of ``min(dH, r)``, before a proximal map
 #: falls back to a full SVD (beyond it subspace iteration costs more than LAPACK).
@@ -351,6 +356,11 @@ class _ProductSpace:
     def ws(self) -> np.ndarray:
         return self.w * self.red.s
 
+    @property
+    def gram(self) -> bool:
+        """Spectral maps through the Gram matrix (below GRAM_MIN_DIM a full SVD is cheaper)."""
+        return min(self.red.A.shape) >= GRAM_MIN_DIM
+
     def graph(self, z: np.ndarray) -> np.ndarray:
         """Gamma-part of the projection of ``z = (zG, zP)`` onto the graph."""
         ws = self.ws
@@ -380,21 +390,30 @@ class _ProductSpace:
             top = lead_f(B, lambda sv: int(np.count_nonzero(_truncated(sv, k, t) != sv)),
                          start=k)
             top_ball = lead_ball(vP, lambda sv: int(np.count_nonzero(sv > radius)))
+        # Both maps move only leading triplets: prox_{t f}(vG) = vG + change of A - vG, and
+        # the ball projection of vP = vP - change of vP.
         if top is not None:
-            # prox_{t f} moves only the leading triplets of A - vG: y = vG + their change.
             U, sv, Vt, c = top
-            yG = vG
-            yG += (U[:, :c] * (sv[:c] - _truncated(sv, k, t)[:c])) @ Vt[:c]
+            change = (U[:, :c] * (sv[:c] - _truncated(sv, k, t)[:c])) @ Vt[:c]
         else:
-            U, sv, Vt = svd(B)
-            yG = np.subtract(red.A, (U * _truncated(sv, k, t)) @ Vt, out=B)
+            change = (gram_spectral_change(B, lambda sv: sv - _truncated(sv, k, t))
+                      if self.gram else None)
+            if change is None:
+                U, sv, Vt = svd(B)
+                change = (U * (sv - _truncated(sv, k, t))) @ Vt
+        yG = vG
+        yG += change
         if top_ball is not None:
             U, sv, Vt, c = top_ball
-            yP = vP
-            yP -= (U[:, :c] * (sv[:c] - radius)) @ Vt[:c]
+            change = (U[:, :c] * (sv[:c] - radius)) @ Vt[:c]
         else:
-            U, sv, Vt = svd(vP)
-            yP = (U * _ball(sv, radius)) @ Vt
+            change = (gram_spectral_change(vP, lambda sv: sv - _ball(sv, radius))
+                      if self.gram else None)
+            if change is None:
+                U, sv, Vt = svd(vP)
+                change = (U * (sv - _ball(sv, radius))) @ Vt
+        yP = vP
+        yP -= change
         if out is None:
             out = np.empty_like(z)
         for i, (y, x) in enumerate(((yG, xG), (yP, xP))):
@@ -473,10 +492,11 @@ def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, la
     fraction = PARTIAL_MAX_FRACTION
     leads = ((LeadingSVD(max_fraction=fraction), LeadingSVD(max_fraction=fraction))
              if partial else None)
-    lead_cert = LeadingSVD(max_fraction=fraction)
-    # ||Gamma S||_op sits in a cluster of up to k equal values at rho: cover it with the block.
-    lead_norm = LeadingSVD(oversample=red.k + 4, rtol=1e-10, values_only=True,
-                           max_fraction=fraction)
+    if partial:
+        lead_cert = LeadingSVD(max_fraction=fraction)
+        # ||Gamma S||_op sits in a cluster of up to k equal values at rho: cover it.
+        lead_norm = LeadingSVD(oversample=red.k + 4, rtol=1e-10, values_only=True,
+                               max_fraction=fraction)
 
     def check(Gamma: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         # Exact certificate; with leading triplets, only once their estimate meets tol.
