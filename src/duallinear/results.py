@@ -98,7 +98,10 @@ class DualResult:
         DR: relative fixed-point residual ``||z_{j+1} - z_j|| / max(||z_j||, 1)`` per
         iteration (in normalised units). Empty for CVXPY.
     gaps : ndarray
-        DR: relative certified gap at each check. Empty for CVXPY.
+        DR: relative certified gap at each check (every fifth iteration). With leading
+        triplets (``solve_dual(partial_svd=...)``) a check first estimates the gap from the
+        triplets and certifies only when the estimate meets ``tol``: entries above ``tol``
+        may be estimates; ``relative_gap`` is always certified. Empty for CVXPY.
     """
 
     method: str
