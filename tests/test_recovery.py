@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import duallinear as dl
+import duallinear.recovery as recovery_module
 from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     GENERAL_CASES,
     IDENTITY_CASES,
@@ -254,3 +255,41 @@ def test_balanced_factors_with_repeated_singular_values() -> None:
     for W in weights:
         sv = np.linalg.svd(W, compute_uv=False)
         np.testing.assert_allclose(sv[:3], 2.0 ** (1 / 3), rtol=1e-13)
+
+
+def test_factors_of_M_are_a_thin_svd_of_M() -> None:
+    # M = N diag(s)^-1 U^T through a k x k core must equal the SVD of M formed explicitly.
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((9, 14)), rng.standard_normal((7, 14))
+    problem = dl.DeepLinearProblem(X, Y, (3, 4), 0.3)
+    Gamma = 0.1 * rng.standard_normal(problem.A.shape)
+    Uk, sk, Vtk = recovery_module._truncation(problem, Gamma)
+    P, m, Qt = recovery_module._factors_of_M(problem, Uk, sk, Vtk)
+    M = ((Uk * sk) @ (Vtk / problem.s)) @ problem.U.T
+    np.testing.assert_allclose((P * m) @ Qt, M, atol=1e-13 * np.linalg.norm(M))
+    np.testing.assert_allclose(m, np.linalg.svd(M, compute_uv=False)[:3], rtol=1e-12)
+    np.testing.assert_allclose(P.T @ P, np.eye(3), atol=1e-13)
+    np.testing.assert_allclose(Qt @ Qt.T, np.eye(3), atol=1e-13)
+
+
+def test_recovery_from_leading_triplets_on_a_large_problem(monkeypatch) -> None:
+    # min(dH, r) >= PARTIAL_MIN_DIM: the truncation comes from leading triplets, not a full
+    # SVD (made to fail here to prove it).
+    d = recovery_module.PARTIAL_MIN_DIM
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((d, d + 20))
+    W = rng.standard_normal((d, 3)) @ rng.standard_normal((3, d)) / d
+    Y = W @ X + 0.1 * rng.standard_normal((d, d + 20))
+    problem = dl.DeepLinearProblem(X, Y, (3, 3), 0.3 * np.sqrt(d) / 3)
+    dual = dl.solve_dual(problem, tol=1e-9)
+    assert dual.converged and "leading triplets" in dual.message, dual.message
+    small_svd = recovery_module.svd
+
+    def no_large_svd(Z):
+        assert min(Z.shape) < d, f"full SVD of a {Z.shape} matrix in recover()"
+        return small_svd(Z)
+
+    monkeypatch.setattr(recovery_module, "svd", no_large_svd)
+    rec = dl.recover(problem, dual)
+    assert rec.certified and rec.relative_gap <= 1e-9, rec.message
+    assert rec.value == pytest.approx(dl.objective(problem, rec.weights), rel=1e-13)

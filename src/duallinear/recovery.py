@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import svd
+from ._linalg import LeadingSVD, svd
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import relative_gap
+from .dual import PARTIAL_MIN_DIM
 from .primal import objective, solve_primal
 from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, DualResult, RecoveryWarning
@@ -90,10 +91,16 @@ def _balanced(M: np.ndarray, dims: tuple[int, ...], rank: int | None = None,
               factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
               ) -> list[np.ndarray]:
     """Balanced factors of ``M``; ``factors`` is its SVD if already computed."""
-    H = len(dims) - 1
     P, m, Qt = factors if factors is not None else svd(M)
     if rank is None:
         rank = _numerical_rank(m, M.shape)
+    return _from_factors(P, m, Qt, dims, rank)
+
+
+def _from_factors(P: np.ndarray, m: np.ndarray, Qt: np.ndarray, dims: tuple[int, ...],
+                  rank: int) -> list[np.ndarray]:
+    """Balanced factors of ``P[:, :rank] diag(m[:rank]) Qt[:rank]``."""
+    H = len(dims) - 1
     if rank > min(dims[1:-1]):
         raise ValueError(f"M has rank {rank}, more than the bottleneck width {min(dims[1:-1])}")
     root = m[:rank] ** (1.0 / H)
@@ -152,14 +159,12 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     tol = as_nonneg_scalar(tol, "tol")
     if not isinstance(polish, (bool, np.bool_)):
         raise TypeError(f"polish must be a bool, got {type(polish).__name__}")
-    k = problem.k
     if problem.rank:
-        Ub, sb, Vtb = svd(problem.A - dual.Gamma)
-        Nfac = (Ub[:, :k], sb[:k], Vtb[:k])  # N = trunc_k(A - Gamma) in factored form
-        M = ((Nfac[0] * Nfac[1]) @ (Nfac[2] / problem.s)) @ problem.U.T
+        Nfac = _truncation(problem, dual.Gamma)  # N = trunc_k(A - Gamma), factored
+        Mfac = _factors_of_M(problem, *Nfac)
     else:
-        M = np.zeros((problem.dH, problem.d0))
-    weights, value = _best_pruned(problem, M)
+        Mfac = (np.zeros((problem.dH, 0)), np.zeros(0), np.zeros((0, problem.d0)))
+    weights, value = _best_pruned(problem, Mfac)
     if problem.gamma == 0.0 and problem.rank:
         # No regulariser: any factorisation of M is optimal, and one built from N without
         # forming M avoids the eps * cond(X) error of an SVD of M (matters for exact fits).
@@ -200,22 +205,46 @@ def _factors_of_N(problem: DeepLinearProblem, P: np.ndarray, m: np.ndarray,
     return _pad_layers(problem.dims, rank, P[:, :rank] * root, first, np.ones(rank))
 
 
-def _best_pruned(problem: DeepLinearProblem, M: np.ndarray) -> tuple[list[np.ndarray], float]:
-    """Balanced factors of ``M`` with negligible singular values dropped when that does not
-    increase the objective.
+def _truncation(problem: DeepLinearProblem, Gamma: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k singular triplets of ``A - Gamma`` (leading triplets only on large problems)."""
+    B, k = problem.A - Gamma, problem.k
+    top = (LeadingSVD()(B, lambda sv: k, start=k) if min(B.shape) >= PARTIAL_MIN_DIM
+           else None)
+    U, sv, Vt = svd(B) if top is None else top[:3]
+    return U[:, :k], sv[:k], Vt[:k]
+
+
+def _factors_of_M(problem: DeepLinearProblem, Uk: np.ndarray, sk: np.ndarray,
+                  Vtk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of ``M = Uk diag(sk) Vtk diag(s)^-1 U^T`` (rank <= k) through a k x k core.
+
+    With ``G = diag(sk) Vtk diag(s)^-1 = R^T Q^T`` (QR of ``G^T``) and ``R^T = Pc diag(m) Qc^T``:
+    ``M = (Uk Pc) diag(m) (U Q Qc)^T``. Costs O((dH + d0) k^2) instead of an SVD of ``M``,
+    and never forms ``M`` (whose small singular values would carry ``eps * cond(X)`` noise).
+    """
+    G = sk[:, None] * Vtk / problem.s
+    Q, R = np.linalg.qr(G.T)
+    Pc, m, Qct = svd(R.T)
+    return Uk @ Pc, m, (Qct @ Q.T) @ problem.U.T
+
+
+def _best_pruned(problem: DeepLinearProblem, factors: tuple[np.ndarray, np.ndarray, np.ndarray]
+                 ) -> tuple[list[np.ndarray], float]:
+    """Balanced factors of ``M = P diag(m) Qt`` (``factors``) with negligible singular values
+    dropped when that does not increase the objective.
 
     A dual point accurate to ``eps`` leaves singular values of order ``eps`` in ``M`` where the
     optimum has exact zeros; the ``1/H``-th root would turn them into visible weights
     (``(1e-12)^(1/4) = 1e-3``). Each candidate rank is evaluated and the best kept; the zero
     network is always a candidate.
     """
-    factors = svd(M)
     m = factors[1]
-    ranks = {_numerical_rank(m, M.shape), 0} | {
+    ranks = {_numerical_rank(m, (problem.dH, problem.d0)), 0} | {
         int(np.sum(m > m[0] * rel)) for rel in (1e-10, 1e-8, 1e-6) if m.size and m[0] > 0}
     best: tuple[list[np.ndarray], float] | None = None
     for rank in sorted(ranks, reverse=True):
-        weights = _balanced(M, problem.dims, min(rank, problem.k), factors)
+        weights = _from_factors(*factors, problem.dims, min(rank, problem.k))
         value = objective(problem, weights)
         if best is None or value <= best[1]:
             best = (weights, value)
