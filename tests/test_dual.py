@@ -425,6 +425,27 @@ def test_general_x_agreement_through_leading_triplets(case: Case, monkeypatch) -
     _check_lower_bound(dr.value, primal_of(case).value)
 
 
+@pytest.mark.parametrize("case", GENERAL_CASES, ids=_ids(GENERAL_CASES))
+def test_general_x_agreement_through_gram_eigendecompositions(case: Case, monkeypatch) -> None:
+    # The Gram route normally starts at d = 64: force it on the small agreement cases.
+    calls = []
+    real = dual_module.gram_spectral_change
+
+    def counted(B, amount):
+        out = real(B, amount)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(dual_module, "GRAM_MIN_DIM", 1)
+    monkeypatch.setattr(dual_module, "gram_spectral_change", counted)
+    dr = dl.solve_dual(problem_of(case))
+    assert dr.converged, dr.message
+    assert any(calls), "the Gram route never ran"
+    assert rel_diff(dr.value, dual_of(case, "cvxpy").value) <= RTOL
+    assert rel_diff(dr.value, primal_of(case).value) <= RTOL
+    _check_lower_bound(dr.value, primal_of(case).value)
+
+
 def test_partial_svd_is_validated() -> None:
     problem = _structured_problem(10, 2, 2, seed=2)
     with pytest.raises(TypeError, match="partial_svd"):

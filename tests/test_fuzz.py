@@ -77,6 +77,8 @@ class Draw:
     seed: int
     #: DR through leading triplets (any block size allowed, so small draws use them too).
     partial: bool = False
+    #: DR's maps through Gram eigendecompositions at every size (normally from d = 64).
+    gram: bool = False
 
     def build(self) -> tuple[np.ndarray, np.ndarray, float]:
         return make_data(self)
@@ -165,8 +167,8 @@ def draws(draw: st.DrawFn) -> Draw:
         st.floats(1e3, 1e12),
     ))
     seed = draw(st.integers(0, 2**32 - 1))
-    partial = draw(st.booleans())
-    return Draw(d0, dH, n, hidden, x_kind, y_kind, gamma_factor, seed, partial)
+    partial, gram = draw(st.booleans()), draw(st.booleans())
+    return Draw(d0, dH, n, hidden, x_kind, y_kind, gamma_factor, seed, partial, gram)
 
 
 # --------------------------------------------------------------------- statistics
@@ -234,7 +236,9 @@ def check_pipeline(draw: Draw) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fraction = 1.0 if draw.partial else dual_module.PARTIAL_MAX_FRACTION
-            with mock.patch.object(dual_module, "PARTIAL_MAX_FRACTION", fraction):
+            gram_min = 1 if draw.gram else dual_module.GRAM_MIN_DIM
+            with mock.patch.object(dual_module, "PARTIAL_MAX_FRACTION", fraction), \
+                    mock.patch.object(dual_module, "GRAM_MIN_DIM", gram_min):
                 dual = dl.solve_dual(problem, partial_svd=draw.partial)
             rec = dl.recover(problem, dual)
         iterations = dual.iterations
