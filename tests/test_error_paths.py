@@ -130,6 +130,8 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve_dual(P, relaxation=0.0), ValueError, "relaxation"),
         (lambda: dl.solve_dual(P, solver_options=[("eps", 1)]), TypeError, "solver_options"),
         (lambda: dl.solve_dual(P, method="cvxpy", solver=3), TypeError, "solver"),
+        (lambda: dl.solve_dual(P, partial_svd="auto"), TypeError, "partial_svd"),
+        (lambda: dl.solve_dual(P, partial_svd=1), TypeError, "partial_svd"),
         (lambda: dl.solve_dual(P, method="cvxpy", solver="NO_SUCH_SOLVER"), ValueError,
          "solver"),
     ],
