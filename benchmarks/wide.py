@@ -3,6 +3,7 @@
     python benchmarks/wide.py                      # d = 2000, tol 1e-8, leading triplets
     python benchmarks/wide.py --compare            # ... and the same solve with full SVDs
     python benchmarks/wide.py --d 500 --n 1000     # a smaller instance of the same family
+    python benchmarks/wide.py --d 600 --n 1200 --unstructured --compare   # Y pure noise
 
 Instance: Gaussian X (d, n); Y = W* X + E with W* of rank 20 (product of two Gaussian factors
 scaled to unit spectral norm per factor) and E Gaussian with standard deviation 0.1; H = 3,
@@ -15,13 +16,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import duallinear as dl
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def _dual(problem: dl.DeepLinearProblem, args: argparse.Namespace, partial: bool | None,
@@ -49,6 +60,8 @@ def main() -> int:
                         help="DR tolerance on the certified relative gap (target: 1e-8)")
     parser.add_argument("--compare", action="store_true",
                         help="also solve with full SVDs (partial_svd=False)")
+    parser.add_argument("--unstructured", action="store_true",
+                        help="Y is pure Gaussian noise (no W*): nothing for leading triplets")
     parser.add_argument("--blas-threads", type=int, default=0,
                         help="BLAS threads (0: library default)")
     args = parser.parse_args()
@@ -60,10 +73,13 @@ def main() -> int:
     right = rng.standard_normal((args.rank, d))
     W_star = (left / np.linalg.norm(left, 2)) @ (right / np.linalg.norm(right, 2))
     X = rng.standard_normal((d, n))
-    Y = W_star @ X + 0.1 * rng.standard_normal((d, n))
+    Y = (rng.standard_normal((d, n)) if args.unstructured
+         else W_star @ X + 0.1 * rng.standard_normal((d, n)))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# wide: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores "
-          f"(load {load}); d0 = dH = {d}, n = {n}, rank(W*) = {args.rank}, noise 0.1, H = 3, "
+          f"(load {load}), duallinear at {_commit()}; d0 = dH = {d}, n = {n}, "
+          + ("Y Gaussian noise (unstructured), " if args.unstructured
+             else f"rank(W*) = {args.rank}, noise 0.1, ") + "H = 3, "
           f"k = 20, gamma*H = 0.3 sqrt(d), tol {args.tol:g}, "
           f"BLAS threads {args.blas_threads or 'default'}")
     t_start = t0 = time.perf_counter()

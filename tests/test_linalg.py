@@ -210,14 +210,23 @@ def test_leading_gives_up_without_a_spectral_gap() -> None:
     assert lead(B, lambda sv: 10) is None
 
 
-def test_leading_stops_trying_after_repeated_failures() -> None:
-    # No gap to exploit: after three failures only every tenth call tries again.
+def test_leading_backs_off_after_repeated_failures() -> None:
+    # No gap to exploit: after three failures in a row the next 10 calls are skipped, and
+    # after a fourth the next 20.
     B = np.random.default_rng(7).standard_normal((200, 200))
     lead = _linalg.LeadingSVD(max_steps=3, max_fraction=0.5)
-    results = [lead(B, lambda sv: 10) for _ in range(12)]
+    results = [lead(B, lambda sv: 10) for _ in range(40)]
     assert all(r is None for r in results)
-    assert lead.steps == 4 * 3  # calls 1, 2, 3 and 10
-    assert lead.fallbacks == 12
+    assert lead.steps == 5 * 3  # calls 1, 2, 3, 14 and 35 did products
+    assert lead.fallbacks == 40
+
+
+def test_leading_gives_up_when_too_few_spare_vectors() -> None:
+    # Needing 23 of a 25-vector limit leaves under `oversample` spare ones: refuse at once.
+    B = _low_rank_plus_noise(100, 100, 23, 0.01, seed=8)
+    lead = _linalg.LeadingSVD(max_fraction=0.25, oversample=8)
+    assert lead(B, lambda sv: 23, start=1) is None
+    assert lead.steps <= 2
 
 
 def test_leading_warm_start_takes_fewer_products() -> None:

@@ -124,9 +124,13 @@ def test_prox_nuclear_is_the_minimiser(Z, t, seed) -> None:
         lambda W: t * _nuclear(W) + 0.5 * float(np.sum((W - Z) ** 2)), X, Z, seed)
     if t > 0:
         # (Z - X)/t is a subgradient of ||.||_* at X: op norm <= 1 and <G, X> = ||X||_*.
+        # Rounding: Z - X carries about eps * ||Z|| of error, which the division by t
+        # magnifies (seen: 1.5e-9 over 1 at ||Z|| ~ 1e3, t = 1e-3, in one run of several).
         G = (Z - X) / t
-        assert _sv(G)[0] <= 1 + 1e-9
-        assert np.vdot(G, X) == pytest.approx(_nuclear(X), rel=1e-9, abs=1e-9 * (1 + _nuclear(Z)))
+        noise = 1e-14 * max(1.0, float(np.abs(Z).max())) / t
+        assert _sv(G)[0] <= 1 + 1e-9 + noise
+        assert np.vdot(G, X) == pytest.approx(
+            _nuclear(X), rel=1e-9, abs=1e-9 * (1 + _nuclear(Z)) + noise * _nuclear(X))
 
 
 @SETTINGS

@@ -95,10 +95,10 @@ class LeadingSVD:
     and the count stays ``c`` when every Ritz value is raised by its residual (a true singular
     value lies within that distance). The block grows to ``c + oversample`` whenever it is
     smaller. Past ``max_fraction * min(m, n)`` vectors or ``max_steps`` products it gives up
-    and returns None: the caller then takes a full SVD. (Up to the limit the block is
-    capped rather than refused: it only has to exceed the needed count.)
-    Once at least half of the calls (and three) have given up, it gives up at once except
-    on every tenth call.
+    and returns None: the caller then takes a full SVD; it also gives up when fewer than
+    ``oversample`` vectors would remain beyond the needed ones under that limit, and when the
+    residuals shrink by less than a factor 0.3 over five products (no usable spectral gap).
+    After three failures in a row it skips the next 10 calls, then 20, 40, .. up to 160.
 
     Ritz values never exceed the true ones, and a direction the block has not seen can be
     missed; callers must therefore check their final answer with exact quantities (the dual
@@ -134,6 +134,8 @@ class LeadingSVD:
         self.calls = 0
         self.steps = 0
         self.fallbacks = 0
+        self.failures_in_row = 0
+        self.skip_until = 0
 
     def _extend(self, V: np.ndarray | None, n: int, p: int) -> np.ndarray:
         fresh = self.rng.standard_normal((n, p - (0 if V is None else V.shape[1])))
@@ -159,11 +161,13 @@ class LeadingSVD:
             guaranteed.
         """
         self.calls += 1
-        if self.fallbacks >= 3 and 2 * self.fallbacks >= self.calls and self.calls % 10:
-            # Mostly failing (no spectral gap to exploit): try again only every tenth call.
-            return self._give_up()
+        if self.calls < self.skip_until:
+            # Failing in a row (no spectral gap to exploit): back off before trying again.
+            self.fallbacks += 1
+            return None
         m, n = B.shape
-        limit = int(self.max_fraction * min(m, n))
+        full = int(self.max_fraction * min(m, n)) >= min(m, n)
+        limit = min(int(self.max_fraction * min(m, n)), min(m, n))
         V = self.V if self.V is not None and self.V.shape[0] == n else None
         p = V.shape[1] if V is not None else start + self.oversample
         if p > limit:
@@ -173,6 +177,7 @@ class LeadingSVD:
         if V is None:
             V = self._extend(None, n, p)
         U = s = previous = None
+        worst: list[float] = []
         for _ in range(self.max_steps):
             self.steps += 1
             W = B @ V
@@ -185,7 +190,9 @@ class LeadingSVD:
                 previous = s
             elif s is not None:
                 c = int(needed(s))
-                if c >= limit:
+                if c >= limit or (c + self.oversample > limit and not full):
+                    # Too few vectors beyond the needed ones for subspace iteration to settle
+                    # them (unless the block is the whole space: then one step is exact).
                     return self._give_up()
                 if c + self.oversample > p < limit:
                     # Keep `oversample` vectors beyond the needed ones (as many as the limit
@@ -200,7 +207,11 @@ class LeadingSVD:
                     if (np.all(res[:c] <= self.rtol * max(s[0], np.finfo(float).tiny))
                             and int(needed(np.sort(s + res)[::-1])) == c):
                         self.V = V[:, : min(p, c + 2 * self.oversample)]
+                        self.failures_in_row = 0
                         return U, s, V.T, c
+                    worst.append(float(np.max(res[: c + 1])))
+                    if len(worst) > 8 and worst[-1] > 0.3 * worst[-6]:
+                        return self._give_up()  # converging too slowly to pay off
             Q = np.linalg.qr(W)[0]
             Ut, s, Vt = svd((B.T @ Q).T)
             U, V = Q @ Ut, Vt.T
@@ -208,6 +219,10 @@ class LeadingSVD:
 
     def _give_up(self):
         self.fallbacks += 1
+        self.failures_in_row += 1
+        if self.failures_in_row >= 3:
+            # Skip 10, 20, 40, .. (at most 160) calls after the third failure in a row.
+            self.skip_until = self.calls + 1 + min(10 * 2 ** (self.failures_in_row - 3), 160)
         self.V = None
         return None
 

@@ -494,13 +494,16 @@ def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, la
              if partial else None)
     if partial:
         lead_cert = LeadingSVD(max_fraction=fraction)
-        # ||Gamma S||_op sits in a cluster of up to k equal values at rho: cover it.
+        # ||Gamma S||_op sits in a cluster of up to k equal values at rho: cover it (when that
+        # block is small; otherwise the estimate takes the exact norm).
+        cheap = red.k + 4 <= fraction * min(red.A.shape) / 2
         lead_norm = LeadingSVD(oversample=red.k + 4, rtol=1e-10, values_only=True,
-                               max_fraction=fraction)
+                               max_fraction=fraction if cheap else 0.0)
 
     def check(Gamma: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        # Exact certificate; with leading triplets, only once their estimate meets tol.
-        if partial:
+        # Exact certificate; with leading triplets, only once their estimate meets tol (and
+        # straight away while the triplets keep failing: the estimate would cost extra).
+        if partial and lead_cert.failures_in_row < 3:
             Gamma, lower, upper = red.estimate(Gamma, lead_cert, lead_norm)
             if not _met(relative_gap(upper, lower, red.zero_value), tol):
                 return Gamma, lower, upper, relative_gap(upper, lower, red.zero_value)
@@ -514,7 +517,8 @@ def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, la
             calls = sum(lead.calls for lead in leads)
             full = sum(lead.fallbacks for lead in leads)
             outcome.message += (f"; {calls - full} of {calls} proximal maps from leading "
-                                f"triplets, {full} by full SVD")
+                                f"triplets, {full} by a full eigen- or singular value "
+                                "decomposition")
         return outcome
 
     residuals: list[float] = []
