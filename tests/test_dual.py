@@ -486,3 +486,31 @@ def test_stalled_dr_still_returns_the_dual_optimum(seed: int) -> None:
     assert rel_diff(dr.value, cvx.value) <= 1e-9
     _check_lower_bound(dr.value, rec.value)
     assert rel_diff(rec.value, dr.value) > 1e-6  # the gap is real, not a solver artefact
+
+
+# --------------------------------------------------- certificate through a primal refinement
+@pytest.mark.parametrize("case", GENERAL_CASES, ids=_ids(GENERAL_CASES))
+def test_general_x_agreement_with_plain_dr(case: Case) -> None:
+    # The default certifies most general cases through the primal refinement: keep plain DR
+    # (primal_refine=False) checked against the same oracles.
+    dr = dl.solve_dual(problem_of(case), primal_refine=False)
+    assert dr.converged, dr.message
+    assert "primal refinement" not in dr.message
+    assert rel_diff(dr.value, dual_of(case, "cvxpy").value) <= RTOL
+    assert rel_diff(dr.value, primal_of(case).value) <= RTOL
+
+
+def test_primal_refinement_certifies_early_and_agrees_with_plain_dr() -> None:
+    rng = np.random.default_rng(11)
+    X, Y = rng.standard_normal((60, 120)), rng.standard_normal((60, 120))
+    problem = dl.DeepLinearProblem(X, Y, (12, 12), 0.3 * np.sqrt(60) / 3)
+    refined = dl.solve_dual(problem)
+    plain = dl.solve_dual(problem, primal_refine=False)
+    assert refined.converged and plain.converged
+    assert "primal refinement" in refined.message, refined.message
+    assert refined.iterations < plain.iterations
+    assert rel_diff(refined.value, plain.value) <= 1e-10
+    # An ordinary certified point: exact dual value, and recover() reaches it.
+    assert rel_diff(dl.dual_value(problem, refined.Lambda), refined.value) <= 1e-12
+    rec = dl.recover(problem, refined)
+    assert rec.certified and not rec.repaired, rec.message

@@ -132,6 +132,7 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve_dual(P, method="cvxpy", solver=3), TypeError, "solver"),
         (lambda: dl.solve_dual(P, partial_svd="auto"), TypeError, "partial_svd"),
         (lambda: dl.solve_dual(P, partial_svd=1), TypeError, "partial_svd"),
+        (lambda: dl.solve_dual(P, primal_refine="yes"), TypeError, "primal_refine"),
         (lambda: dl.solve_dual(P, method="cvxpy", solver="NO_SUCH_SOLVER"), ValueError,
          "solver"),
     ],

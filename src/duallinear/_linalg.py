@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-__all__ = ["svd", "svdvals", "SVDFailure", "LeadingSVD", "gram_spectral_change"]
+__all__ = ["svd", "svdvals", "SVDFailure", "LeadingSVD", "gram_spectral_change",
+           "svd_of_product"]
 
 
 class SVDFailure(np.linalg.LinAlgError):
@@ -273,3 +274,27 @@ def gram_spectral_change(B: np.ndarray, amount) -> np.ndarray | None:
     if left:
         return (Qc * ratio) @ (Qc.T @ B)
     return ((B @ Qc) * ratio) @ Qc.T
+
+
+def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of ``L R^T`` from its factors, without forming the product.
+
+    With ``L = Q1 R1`` and ``R = Q2 R2`` (QR), ``L R^T = Q1 (R1 R2^T) Q2^T`` and only the
+    ``k x k`` core is decomposed: O((m + n) k^2) instead of an SVD of the ``m x n`` product,
+    and the small singular values carry no cancellation error from forming it.
+
+    Parameters
+    ----------
+    L : ndarray, shape (m, k)
+    R : ndarray, shape (n, k)
+
+    Returns
+    -------
+    P : ndarray, shape (m, p)
+    s : ndarray, shape (p,), non-increasing, ``p = min(m, n, k)``
+    Qt : ndarray, shape (p, n)
+    """
+    Q1, R1 = np.linalg.qr(L)
+    Q2, R2 = np.linalg.qr(R)
+    p, s, qt = svd(R1 @ R2.T)
+    return Q1 @ p, s, qt @ Q2.T

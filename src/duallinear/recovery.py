@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import LeadingSVD, svd
+from ._linalg import LeadingSVD, svd, svd_of_product
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import relative_gap
 from .dual import PARTIAL_MIN_DIM
@@ -217,16 +217,11 @@ def _truncation(problem: DeepLinearProblem, Gamma: np.ndarray
 
 def _factors_of_M(problem: DeepLinearProblem, Uk: np.ndarray, sk: np.ndarray,
                   Vtk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD of ``M = Uk diag(sk) Vtk diag(s)^-1 U^T`` (rank <= k) through a k x k core.
+    """Thin SVD of ``M = Uk diag(sk) Vtk diag(s)^-1 U^T`` (rank <= k) from its factors.
 
-    With ``G = diag(sk) Vtk diag(s)^-1 = R^T Q^T`` (QR of ``G^T``) and ``R^T = Pc diag(m) Qc^T``:
-    ``M = (Uk Pc) diag(m) (U Q Qc)^T``. Costs O((dH + d0) k^2) instead of an SVD of ``M``,
-    and never forms ``M`` (whose small singular values would carry ``eps * cond(X)`` noise).
+    Never forms ``M``, whose small singular values would carry ``eps * cond(X)`` noise.
     """
-    G = sk[:, None] * Vtk / problem.s
-    Q, R = np.linalg.qr(G.T)
-    Pc, m, Qct = svd(R.T)
-    return Uk @ Pc, m, (Qct @ Q.T) @ problem.U.T
+    return svd_of_product(Uk, problem.U @ (sk[:, None] * Vtk / problem.s).T)
 
 
 def _best_pruned(problem: DeepLinearProblem, factors: tuple[np.ndarray, np.ndarray, np.ndarray]
