@@ -68,7 +68,7 @@ GRAM_MIN_DIM = 64
 
 #: Certificate through the primal (general X): first tried after ``REFINE_FIRST`` DR
 #: iterations, then every ``REFINE_EVERY``, at most ``REFINE_ATTEMPTS`` times. Measured at
-#: d = 200 (Gaussian X of 200 x 400): from the 10th iterate it certified to 1e-15, where DR
+#: d = 200 (Gaussian X of 200 x 400): from the 10th iterate it certified to 1e-13, where DR
 #: alone needs 105-140 iterations for 1e-10.
 REFINE_FIRST, REFINE_EVERY, REFINE_ATTEMPTS = 10, 60, 3
 
