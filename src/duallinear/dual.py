@@ -670,9 +670,11 @@ def _refine(red: _Reduced, Gamma: np.ndarray, top_k, certify, tol: float
     P0, m0, Qt0 = svd_of_product(Uk, (sk[:, None] * Vtk / s).T)
     root = np.sqrt(m0[:k])
     k0 = root.size
-    # Row j of R enters the residual scaled by s_j: rescale it so that the curvature in R is
-    # about even (R = diag(scale) R~), which L-BFGS converges much faster on.
-    a = float(np.mean(m0[:k0])) if k0 else 1.0
+    # Row j of R enters the residual scaled by s_j, so its curvature is about
+    # s_j^2 m + rho (m: the squared column norms of L). R = diag(scale) R~ evens it out for
+    # m = a; a = 0.03 mean(m) was measured best (mean(m): 1.6x the L-BFGS evaluations over
+    # 30 instances; square Gaussian X at d = 200: 461 -> 210).
+    a = 0.03 * float(np.mean(m0[:k0])) if k0 else 1.0
     scale = 1.0 / np.sqrt(s * s * a + rho)
     scale /= scale.max()
     theta0 = np.concatenate([(P0[:, :k0] * root).ravel(),
