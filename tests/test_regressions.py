@@ -183,6 +183,11 @@ FUZZ_FAILURES = {
     # relative because the optimum is ~0 (see the relative-gap floor).
     "gamma_zero_exact_fit": Draw(d0=12, dH=9, n=12, hidden=(12,), x_kind="scaled_columns",
                                  y_kind="zero_rows", gamma_factor=0.0, seed=0),
+    # DR stopped "stalled" at its first converged iterate with a certified gap of 2.6e-10
+    # (tol 1e-10); another (t, w) pair certifies it. Leading triplets and Gram route forced.
+    "stalled_near_tolerance": Draw(d0=12, dH=9, n=11, hidden=(11,), x_kind="scaled_columns",
+                                   y_kind="low_rank", gamma_factor=0.5701196940974165,
+                                   seed=7795, partial=True, gram=True),
     # Found in exploration runs: cond(X) = 3.0e6, gap 0.62 at max_iter.
     "condition_3e6": Draw(d0=11, dH=2, n=11, hidden=(4, 1, 7), x_kind="scaled_columns",
                           y_kind="low_rank", gamma_factor=5.0, seed=2069654789),
