@@ -16,23 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from svd_equivalents import _commit
 from threadpoolctl import threadpool_limits
 
 import duallinear as dl
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _dual(problem: dl.DeepLinearProblem, args: argparse.Namespace, partial: bool | None,

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.linalg
 
 __all__ = ["svd", "svdvals", "SVDFailure", "LeadingSVD", "gram_spectral_change",
-           "svd_of_product"]
+           "svd_of_product", "top_triplets"]
 
 
 class SVDFailure(np.linalg.LinAlgError):
@@ -298,3 +298,20 @@ def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray
     Q2, R2 = np.linalg.qr(R)
     p, s, qt = svd(R1 @ R2.T)
     return Q1 @ p, s, qt @ Q2.T
+
+
+def top_triplets(B: np.ndarray, k: int, lead: LeadingSVD | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` leading singular triplets of ``B`` (fewer if ``B`` is smaller).
+
+    From ``lead`` when it settles them, otherwise from a full SVD.
+
+    Returns
+    -------
+    U : ndarray, shape (m, k')
+    s : ndarray, shape (k',)
+    Vt : ndarray, shape (k', n)
+    """
+    top = lead(B, lambda sv: k, start=k) if lead is not None else None
+    U, s, Vt = svd(B) if top is None else top[:3]
+    return U[:, :k], s[:k], Vt[:k]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import LeadingSVD, svd, svd_of_product
+from ._linalg import LeadingSVD, svd, svd_of_product, top_triplets
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import relative_gap
 from .dual import PARTIAL_MIN_DIM
@@ -208,11 +208,9 @@ def _factors_of_N(problem: DeepLinearProblem, P: np.ndarray, m: np.ndarray,
 def _truncation(problem: DeepLinearProblem, Gamma: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k singular triplets of ``A - Gamma`` (leading triplets only on large problems)."""
-    B, k = problem.A - Gamma, problem.k
-    top = (LeadingSVD()(B, lambda sv: k, start=k) if min(B.shape) >= PARTIAL_MIN_DIM
-           else None)
-    U, sv, Vt = svd(B) if top is None else top[:3]
-    return U[:, :k], sv[:k], Vt[:k]
+    B = problem.A - Gamma
+    return top_triplets(B, problem.k,
+                        LeadingSVD() if min(B.shape) >= PARTIAL_MIN_DIM else None)
 
 
 def _factors_of_M(problem: DeepLinearProblem, Uk: np.ndarray, sk: np.ndarray,
