@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"worst time per draw:  {stats['worst_time']:.3f} s")
     print(f"  at {stats['worst_time_draw']}")
     print(f"draws repaired by polishing: {stats['repaired']}")
+    print(f"verified duality gaps (DR stalled; SCS and primal restarts confirm): "
+          f"{stats.get('duality_gaps', 'n/a')}")
     print(f"most DR iterations:   {stats['dr_iterations_max']}")
     print(f"wall time:            {elapsed:.1f} s")
     if stats["failing_draws"]:
