@@ -9,17 +9,15 @@ Everything is evaluated on the reduced data of :mod:`duallinear.problem`:
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
-from threadpoolctl import threadpool_limits
 
 from ._linalg import svd
+from ._threads import one_blas_thread
 from ._validation import as_nonneg_scalar, as_positive_int
 from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, PrimalResult
@@ -193,35 +191,6 @@ def _gd(sc: _Scaled, theta0: np.ndarray, max_iter: int, tol: float, lr: float | 
                 f"reached max_iter={max_iter}; gradient max-norm {gnorm:.2e}")
 
 
-_BLAS_LOCK = threading.Lock()
-_BLAS_USERS = 0
-_BLAS_LIMITS: threadpool_limits | None = None
-
-
-@contextlib.contextmanager
-def _one_blas_thread():
-    """BLAS limited to one thread while any restart of this process runs.
-
-    The limit is process-wide, so restarts running in threads (joblib's threading or Dask
-    backends) share one: the first to enter sets it and the last to leave restores it. A
-    plain ``threadpool_limits`` per restart would let one thread restore the default while
-    another is still inside, which changed results mid-run.
-    """
-    global _BLAS_USERS, _BLAS_LIMITS
-    with _BLAS_LOCK:
-        if _BLAS_USERS == 0:
-            _BLAS_LIMITS = threadpool_limits(limits=1, user_api="blas")
-        _BLAS_USERS += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_USERS -= 1
-            if _BLAS_USERS == 0 and _BLAS_LIMITS is not None:
-                _BLAS_LIMITS.restore_original_limits()
-                _BLAS_LIMITS = None
-
-
 def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, tol: float,
                  lr: float | None) -> _Run:
     """One local search from ``theta0`` (a top-level function so joblib can ship it).
@@ -230,7 +199,7 @@ def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, to
     overhead (and oversubscribe the cores when restarts run in parallel), and a fixed
     summation order makes every restart's result independent of ``n_jobs``.
     """
-    with _one_blas_thread():
+    with one_blas_thread():
         if method == "lbfgs":
             return _lbfgs(sc, theta0, max_iter, tol)
         return _gd(sc, theta0, max_iter, tol, lr)

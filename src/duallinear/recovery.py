@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._linalg import LeadingSVD, svd, svd_of_product, top_triplets
+from ._threads import SINGLE_THREAD_MAX_DIM, one_blas_thread
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import relative_gap
 from .dual import PARTIAL_MIN_DIM
@@ -159,6 +160,21 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     tol = as_nonneg_scalar(tol, "tol")
     if not isinstance(polish, (bool, np.bool_)):
         raise TypeError(f"polish must be a bool, got {type(polish).__name__}")
+    with one_blas_thread(min(problem.A.shape) < SINGLE_THREAD_MAX_DIM):
+        weights, value, rel, repaired, message = _rebuild(problem, dual, tol, polish)
+    certified = rel <= tol
+    if not certified:
+        warnings.warn(
+            f"recovered weights are certified only to relative gap {rel:.2e} > tol {tol:.1e} "
+            f"(dual: {dual.message})", RecoveryWarning, stacklevel=2)
+    return Recovery(weights=weights, value=value, gap=value - dual.value, relative_gap=rel,
+                    repaired=repaired, certified=certified, message=message)
+
+
+def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: bool
+             ) -> tuple[list[np.ndarray], float, float, bool, str]:
+    """Weights from the truncation of ``A - Gamma`` (polished if their gap exceeds ``tol``),
+    their objective value, relative gap, whether they were polished, and a message."""
     if problem.rank:
         Nfac = _truncation(problem, dual.Gamma)  # N = trunc_k(A - Gamma), factored
         Mfac = _factors_of_M(problem, *Nfac)
@@ -184,13 +200,7 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
             rel_new = relative_gap(value, dual.value, problem.zero_value)
             message += f"; polished by L-BFGS from the recovered point: {rel_new:.2e}"
             rel, repaired = rel_new, True
-    certified = rel <= tol
-    if not certified:
-        warnings.warn(
-            f"recovered weights are certified only to relative gap {rel:.2e} > tol {tol:.1e} "
-            f"(dual: {dual.message})", RecoveryWarning, stacklevel=2)
-    return Recovery(weights=weights, value=value, gap=value - dual.value, relative_gap=rel,
-                    repaired=repaired, certified=certified, message=message)
+    return weights, value, rel, repaired, message
 
 
 def _factors_of_N(problem: DeepLinearProblem, P: np.ndarray, m: np.ndarray,

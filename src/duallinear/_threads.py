@@ -1,0 +1,76 @@
+"""One BLAS thread for the library's dense work on small and medium matrices.
+
+Measured on the 2-core machine of ``benchmarks/README-performance.md``: with OpenBLAS's
+default two threads, ``solve_dual`` on Gaussian X took 4.7x longer at d = 100, 7.1x at
+d = 200 and 2.9x at d = 700 than on one thread (the work is many small or skinny products
+and decompositions, where waking threads costs more than it saves); at d = 2000 the two
+settings were within noise.
+
+The limit is process-wide, so callers running in threads (joblib's threading or Dask
+backends) share one: the first to enter sets it and the last to leave restores what was
+there. A plain ``threadpool_limits`` per call would let one thread restore the default while
+another is still inside, which changed results mid-run.
+
+threadpoolctl (from 3.8) lets only one "controlling" thread change OpenBLAS's process-wide
+pool and silently ignores the others, and a thread keeps control until it exits or leaves a
+``with`` block. The first and last users here may be different threads, so each takes control
+explicitly (``clear_controlling_thread(force=True)``, the documented way for another thread to
+take over) before it sets or restores the limit, and gives it back afterwards. Measured
+without this: a worker thread's limit was ignored while the main thread held control.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import threadpoolctl
+from threadpoolctl import ThreadpoolController
+
+__all__ = ["one_blas_thread", "SINGLE_THREAD_MAX_DIM"]
+
+#: ``solve_dual`` and ``recover`` run BLAS on one thread while ``min(dH, rank X)`` is below
+#: this (see the module docstring); larger problems keep the caller's setting.
+SINGLE_THREAD_MAX_DIM = 1000
+
+_LOCK = threading.Lock()
+_USERS = 0
+_LIMITER = None
+_CONTROLLER: ThreadpoolController | None = None
+
+
+@contextlib.contextmanager
+def one_blas_thread(active: bool = True):
+    """BLAS limited to one thread inside the block (a no-op when ``active`` is False)."""
+    global _USERS, _LIMITER, _CONTROLLER
+    if not active:
+        yield
+        return
+    with _LOCK:
+        if _USERS == 0:
+            # A controller is built once (it inspects every loaded library, about 1 ms);
+            # limiting through it costs about 10 us.
+            if _CONTROLLER is None:
+                _CONTROLLER = ThreadpoolController()
+            _free_control()  # this thread takes control by setting the limit...
+            _LIMITER = _CONTROLLER.limit(limits=1, user_api="blas")
+            _free_control()  # ...and gives it back
+        _USERS += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _USERS -= 1
+            if _USERS == 0 and _LIMITER is not None:
+                _free_control()
+                _LIMITER.restore_original_limits()
+                _free_control()
+                _LIMITER = None
+
+
+def _free_control() -> None:
+    """No thread controls OpenBLAS's pool: the next one to set a limit takes control."""
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None),
+                    "clear_controlling_thread", None)
+    if clear is not None:  # threadpoolctl < 3.8 has no controlling thread
+        clear(force=True)

@@ -1,0 +1,81 @@
+"""The library's process-wide BLAS limit (duallinear._threads): set while in use, shared by
+nested and concurrent users, and the caller's setting restored afterwards."""
+
+from __future__ import annotations
+
+import threading
+from unittest import mock
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import duallinear as dl
+import duallinear.dual as dual_module
+from duallinear._threads import SINGLE_THREAD_MAX_DIM, one_blas_thread
+
+
+def _blas_threads() -> set[int]:
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_limit_is_set_inside_and_the_callers_setting_restored() -> None:
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert _blas_threads() == {2}
+        with one_blas_thread():
+            assert _blas_threads() == {1}
+            with one_blas_thread():  # nested: the inner exit must not restore
+                assert _blas_threads() == {1}
+            assert _blas_threads() == {1}
+        assert _blas_threads() == {2}
+        with one_blas_thread(active=False):
+            assert _blas_threads() == {2}
+
+
+def test_concurrent_users_share_one_limit() -> None:
+    # The first user in sets the limit, the last one out restores it, whatever the order.
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[set[int]] = []
+
+    def first() -> None:
+        with one_blas_thread():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with one_blas_thread():
+            second_in.set()
+            first_out.wait(5)
+            seen.append(_blas_threads())  # the first user has left: still limited
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen == [{1}]
+        assert _blas_threads() == {2}
+
+
+def test_solve_dual_and_recover_run_small_problems_on_one_thread() -> None:
+    rng = np.random.default_rng(0)
+    problem = dl.DeepLinearProblem(rng.standard_normal((8, 16)), rng.standard_normal((8, 16)),
+                                   (3,), 0.3)
+    assert min(problem.A.shape) < SINGLE_THREAD_MAX_DIM
+    inside: list[set[int]] = []
+    real_dr = dual_module._dr
+
+    def spy(*args, **kwargs):
+        inside.append(_blas_threads())
+        return real_dr(*args, **kwargs)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with mock.patch.object(dual_module, "_dr", spy):
+            dual = dl.solve_dual(problem)
+        assert inside == [{1}]
+        assert _blas_threads() == {2}
+        rec = dl.recover(problem, dual)
+        assert rec.certified
+        assert _blas_threads() == {2}
