@@ -49,7 +49,8 @@ def one_blas_thread(active: bool = True):
     with _LOCK:
         if _USERS == 0:
             # A controller is built once (it inspects every loaded library, about 1 ms);
-            # limiting through it costs about 10 us.
+            # limiting through it costs about 10 us. It knows the libraries loaded by then,
+            # which include numpy's and scipy's BLAS, the only ones this library calls.
             if _CONTROLLER is None:
                 _CONTROLLER = ThreadpoolController()
             _free_control()  # this thread takes control by setting the limit...
