@@ -226,7 +226,7 @@ def solve_dual(
         from the triplets only decides when to compute the certificate, whose dual value uses
         every singular value. Ignored for whitened X and for ``"cvxpy"``.
     primal_refine : bool
-        ``"dr"`` on general X: from the 10th iteration on (at most three times), also try a
+        ``"dr"`` on general X: at the 2nd, 10th and 70th iterations, until one succeeds, try a
         certificate through the primal: a local search on the factored rank-k problem started
         from the current iterate, and the dual point its optimality conditions give (see
         ``docs/math.md``). It is certified exactly like any other point; the message says when
@@ -237,6 +237,11 @@ def solve_dual(
     DualResult
         ``value`` is always the dual objective at a feasible point, hence a valid lower bound
         on the primal optimum even when ``converged`` is False.
+
+    Notes
+    -----
+    ``"dr"`` runs BLAS on one thread while ``min(dH, rank X) < 1000`` (process-wide, restored
+    afterwards; see :mod:`duallinear._threads` for the measurements).
     """
     check_problem(problem)
     if method not in DUAL_METHODS:

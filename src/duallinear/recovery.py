@@ -148,6 +148,10 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     Returns
     -------
     Recovery
+
+    Notes
+    -----
+    Runs BLAS on one thread while ``min(dH, rank X) < 1000``, like :func:`solve_dual`.
     """
     check_problem(problem)
     if not isinstance(dual, DualResult):
