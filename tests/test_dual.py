@@ -529,8 +529,12 @@ def test_projected_primal_is_the_joint_objective_with_L_minimised_out(shape) -> 
     A = rng.standard_normal((dH, r))
     s = rng.uniform(0.2, 1.0, r)
     rho = 0.3
-    scale = rng.uniform(0.5, 1.0, (r, k))
-    fun, left = dual_module._projected_primal(A, s, rho, scale)
+    m = np.sort(rng.uniform(0.1, 2.0, k))[::-1]
+    Qt = np.linalg.qr(rng.standard_normal((r, k)))[0].T if k <= r else rng.standard_normal((k, r))
+    fun, left, scale, start = dual_module._projected_primal(A, s, rho, m, Qt)
+    assert scale.shape == (r, k) and start.shape == (r * k,)
+    # The start is the balanced factor Q diag(m)^(1/2), in the preconditioned variable.
+    np.testing.assert_allclose(start.reshape(r, k) * scale, Qt.T * np.sqrt(m))
     x = rng.standard_normal(r * k)
     R = x.reshape(r, k) * scale
     L = left(R)
@@ -549,3 +553,35 @@ def test_projected_primal_is_the_joint_objective_with_L_minimised_out(shape) -> 
     numeric = np.array([(fun(x + h * e)[0] - fun(x - h * e)[0]) / (2 * h)
                         for e in np.eye(x.size)])
     assert np.allclose(grad, numeric, rtol=1e-6, atol=1e-7 * np.abs(grad).max())
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_refinement_when_the_rank_bound_is_inactive(seed: int, monkeypatch) -> None:
+    # Y = W* X + noise with rank(W*) = 2 < k = 6: the optimal M has rank < k, the columns of
+    # the factored search beyond it shrink only slowly, and the certificate comes from
+    # _refine_low_rank (Gamma = A - N, clipped into the ball). Plain DR needs 70-85 iterations.
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((30, 60))
+    W = rng.standard_normal((30, 2)) @ rng.standard_normal((2, 30)) / 30
+    Y = W @ X + 0.1 * rng.standard_normal((30, 60))
+    gamma = 0.1 * np.linalg.norm(Y @ X.T, 2) / 3
+    problem = dl.DeepLinearProblem(X, Y, (6, 6), gamma)
+    low_rank_gaps = []
+    real = dual_module._refine_low_rank
+
+    def spy(red, *args, **kwargs):
+        out = real(red, *args, **kwargs)
+        low_rank_gaps.append(dl.relative_gap(out[0][2], out[0][1], red.zero_value))
+        return out
+
+    monkeypatch.setattr(dual_module, "_refine_low_rank", spy)
+    refined = dl.solve_dual(problem)
+    plain = dl.solve_dual(problem, primal_refine=False)
+    assert refined.converged and plain.converged
+    assert refined.relative_gap in low_rank_gaps  # the certificate came from that route
+    assert refined.iterations < plain.iterations
+    assert rel_diff(refined.value, plain.value) <= 1e-9
+    rec = dl.recover(problem, refined)
+    assert rec.certified, rec.message
+    product = np.linalg.svd(rec.weights[2] @ rec.weights[1] @ rec.weights[0], compute_uv=False)
+    assert np.sum(product > 1e-6 * product[0]) < 6  # the rank bound is indeed inactive
