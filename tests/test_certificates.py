@@ -222,3 +222,32 @@ def test_closed_form_scaling() -> None:
     for c in (1e-4, 7.0, 1e5):
         scaled = dl.closed_form(dl.DeepLinearProblem(np.eye(5), c * Y, [2, 3], c * 0.4)).value
         assert rel_diff(scaled, c**2 * base) <= 1e-12
+
+
+# ------------------------------------------------------------- pruned upper bounds
+def _objective_of_N(A, N, s, rho, residual_sq) -> float:
+    return (0.5 * float(np.sum((N - A) ** 2)) + 0.5 * residual_sq
+            + rho * float(np.sum(np.linalg.svd(N / s, compute_uv=False))))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_truncation_value_is_the_best_of_the_pruned_candidates(seed: int) -> None:
+    # N = U diag(sk) Vt of rank 4 whose M = N diag(s)^-1 carries two values below 1e-6 of the
+    # largest (what rounding leaves, amplified by an ill-conditioned X): the bound is the
+    # objective of N with those dropped when that is lower.
+    from duallinear.certificates import _truncation_value
+
+    rng = np.random.default_rng(seed)
+    dH, r = 7, 9
+    A = rng.standard_normal((dH, r))
+    s = np.logspace(0, -6, r)
+    P = np.linalg.qr(rng.standard_normal((dH, 4)))[0]
+    Q = np.linalg.qr(rng.standard_normal((r, 4)))[0]
+    M = (P * [2.0, 1.0, 1e-7, 3e-8]) @ Q.T
+    U, sv, Vt = np.linalg.svd(M * s, full_matrices=False)  # N = M diag(s)
+    rho, residual_sq = 0.7, 1.3
+    bound = _truncation_value(A, U[:, :4], sv[:4], Vt[:4], s, rho, residual_sq)
+    full = _objective_of_N(A, M * s, s, rho, residual_sq)
+    pruned = _objective_of_N(A, ((P[:, :2] * [2.0, 1.0]) @ Q[:, :2].T) * s, s, rho, residual_sq)
+    assert full - pruned > 1e-9 * full  # dropping them helps here...
+    assert bound == pytest.approx(pruned, rel=1e-13)  # ...and the bound finds it
