@@ -69,10 +69,11 @@ STALL_RESIDUAL = 1e-13
 STALL_FAR = 1e3
 
 #: With ``partial_svd=None`` the general-X solver works with leading singular triplets
-#: (:class:`~duallinear._linalg.LeadingSVD`) once ``min(dH, r)`` reaches this size; below it a
-#: full SVD is about as cheap (measured: at d = 200 a LAPACK eigensolver for the top quarter of
-#: the spectrum costs 0.7 of a full SVD).
-PARTIAL_MIN_DIM = 500
+#: (:class:`~duallinear._linalg.LeadingSVD`) once ``min(dH, r)`` reaches this size. Measured
+#: with the primal refinement certifying at the 2nd iteration (benchmarks/wide.py, rank-20
+#: targets, one BLAS thread), full SVDs against leading triplets: 0.36 s vs 0.48 s at
+#: d = 600, 1.24 vs 1.61 at 1000, 4.07 vs 3.79 at 1500, 11.6 vs 7.3 at 2000.
+PARTIAL_MIN_DIM = 1500
 
 #: Smallest ``min(dH, r)`` at which the general-X maps use an eigendecomposition of the Gram
 #: matrix instead of a full SVD (about half the cost at d = 200; per-call overhead dominates
