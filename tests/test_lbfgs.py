@@ -78,3 +78,22 @@ def test_evaluation_cap_and_loose_stop() -> None:
     tight = lbfgs(rosenbrock, np.array([-1.2, 1.0]), ftol=1e-15, gtol=0.0)
     assert loose.status == "ftol" and loose.nfev < tight.nfev
     assert tight.fun <= loose.fun
+
+
+def test_polish_resolves_the_gradient_past_the_values() -> None:
+    # f = 1/2 x^T Q x - b^T x + c with c large: values carry ~eps*c of noise, so the
+    # value-based stop leaves a gradient of about sqrt(eps c); gradient-only steps go on.
+    rng = np.random.default_rng(3)
+    n = 30
+    V, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    Q = (V * np.logspace(0, 2, n)) @ V.T
+    b = rng.standard_normal(n)
+    fun = lambda x: (0.5 * x @ Q @ x - b @ x + 1e6, Q @ x - b)  # noqa: E731
+    x0 = rng.standard_normal(n)
+    plain = lbfgs(fun, x0, ftol=1e-16, gtol=0.0)
+    polished = lbfgs(fun, x0, ftol=1e-16, gtol=0.0, polish=100)
+    exact = np.linalg.solve(Q, b)
+    assert plain.status == polished.status == "ftol"
+    assert np.linalg.norm(polished.grad) < 1e-3 * np.linalg.norm(plain.grad)
+    assert np.linalg.norm(polished.x - exact) <= 1e-10 * np.linalg.norm(exact)
+    assert np.linalg.norm(polished.grad) == pytest.approx(np.linalg.norm(Q @ polished.x - b))

@@ -40,7 +40,7 @@ class LBFGSResult:
 
 def lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
           memory: int = 5, ftol: float = 1e-13, gtol: float = 1e-9,
-          max_eval: int = 2000) -> LBFGSResult:
+          max_eval: int = 2000, polish: int = 0) -> LBFGSResult:
     """Minimise a smooth function of a vector by limited-memory BFGS.
 
     Parameters
@@ -55,13 +55,18 @@ def lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray,
     gtol : float
         Stop when the largest absolute gradient entry is at most ``gtol``.
     max_eval : int
-        Cap on the number of calls of ``fun``.
+        Cap on the number of calls of ``fun`` (before ``polish``).
+    polish : int
+        After a stop on ``ftol`` or a failed line search, up to this many further
+        quasi-Newton steps whose line search uses the directional derivative only: past the
+        point where values no longer resolve differences (about ``sqrt(eps)`` in ``x``), the
+        gradient still does.
 
     Returns
     -------
     LBFGSResult
-        ``x`` is the point of lowest value found; the search never returns a point whose
-        value is non-finite.
+        ``x`` is the point of lowest value found, or with ``polish`` the polished point; the
+        search never returns a point whose value or gradient is non-finite.
     """
     x = np.array(x0, dtype=np.float64)
     f, g = fun(x)
@@ -115,7 +120,50 @@ def lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray,
         if decrease <= ftol * max(abs(f + decrease), abs(f), 1.0):
             status = "ftol"
             break
+    if polish and status in ("ftol", "line search"):
+        x, f, g, nfev = _polish(fun, x, f, g, pairs, nfev, polish)
     return LBFGSResult(x, float(f), g, nfev, status)
+
+
+def _polish(fun, x, f, g, pairs, nfev, budget):
+    """Quasi-Newton steps with a line search on the directional derivative alone (see
+    ``lbfgs(polish=)``): the step is the secant root of ``g(x + a d) . d`` from ``a = 0`` and
+    ``a = 1``, exact on quadratics. Every step is taken (the gradient norm need not fall
+    monotonically); the point of smallest gradient norm is returned, and five steps without
+    a new smallest end the polish."""
+    best = (float(np.linalg.norm(g)), x, f, g)
+    stale = 0
+    for _ in range(budget):
+        d = _direction(g, pairs)
+        slope = float(np.dot(g, d))
+        if not slope < 0.0:
+            pairs.clear()
+            d, slope = -g, -float(np.dot(g, g))
+        f_new, g_new = fun(x + d)
+        nfev += 1
+        step = 1.0
+        slope1 = float(np.dot(g_new, d)) if np.all(np.isfinite(g_new)) else np.inf
+        if np.isfinite(slope1) and slope1 > slope:
+            root = slope / (slope - slope1)
+            if 0.0 < root <= 10.0 and abs(root - 1.0) > 1e-3:
+                f_new, g_new = fun(x + root * d)
+                nfev += 1
+                step = root
+        if not (np.isfinite(f_new) and np.all(np.isfinite(g_new))):
+            break
+        s_, y = step * d, g_new - g
+        sy = float(np.dot(s_, y))
+        if sy > np.finfo(float).eps * float(np.dot(y, y)):
+            pairs.append((s_, y, 1.0 / sy))
+        x, f, g = x + s_, float(f_new), g_new
+        gnorm = float(np.linalg.norm(g))
+        if gnorm < best[0]:
+            best, stale = (gnorm, x, f, g), 0
+        else:
+            stale += 1
+            if stale == 5:
+                break
+    return best[1], best[2], best[3], nfev
 
 
 def _direction(g: np.ndarray, pairs) -> np.ndarray:
