@@ -7,6 +7,8 @@ layer carries the H-th roots of the product's singular values) and be certified 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -295,4 +297,29 @@ def test_recovery_from_leading_triplets_on_a_large_problem(monkeypatch) -> None:
     monkeypatch.setattr(recovery_module, "svd", no_large_svd)
     rec = dl.recover(problem, dual)
     assert rec.certified and rec.relative_gap <= 1e-9, rec.message
+    assert rec.value == pytest.approx(dl.objective(problem, rec.weights), rel=1e-13)
+
+
+def test_whitened_tie_at_k_takes_the_closed_form() -> None:
+    # X = I, A = P diag(2, 1, 1) Q^T, k = 1, t = rho = 1. The dual optimum Gamma = P diag(1, 0, 0)
+    # Q^T leaves A - Gamma with three equal singular values, so its rank-1 truncation may point
+    # anywhere in that block (found by the fuzzer: the truncation's gap was 0.17).
+    rng = np.random.default_rng(5)
+    P = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    Q = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    problem = dl.DeepLinearProblem(np.eye(3), (P * [2.0, 1.0, 1.0]) @ Q.T, (1,), 0.5)
+    value, _ = dl.closed_form(problem)
+    dual = dl.solve_dual(problem)  # (DR lands on another dual optimum; used as a template)
+    U_A, sv_A, Vt_A = np.linalg.svd(problem.A)
+    assert np.allclose(sv_A, [2.0, 1.0, 1.0])
+    Gamma = U_A[:, :1] @ Vt_A[:1]
+    Lambda = (Gamma * problem.s) @ problem.U.T
+    tied = dataclasses.replace(dual, Gamma=Gamma, Lambda=Lambda,
+                               value=dl.dual_value(problem, Lambda))
+    assert tied.value == pytest.approx(value, rel=1e-12)  # a dual optimum
+    assert np.allclose(np.linalg.svd(problem.A - Gamma, compute_uv=False), 1.0)
+    rec = dl.recover(problem, tied)
+    assert rec.certified and rec.repaired, rec.message
+    assert "closed form" in rec.message
+    assert rec.value == pytest.approx(value, rel=1e-12)
     assert rec.value == pytest.approx(dl.objective(problem, rec.weights), rel=1e-13)

@@ -200,6 +200,12 @@ FUZZ_FAILURES = {
     "unpruned_upper_bound": Draw(d0=9, dH=11, n=9, hidden=(5, 4, 7), x_kind="scaled_columns",
                                  y_kind="zero_rows", gamma_factor=0.8954889080423113,
                                  seed=1966950, partial=True),
+    # Whitened X, A with singular values 2, 1, 1 and k = 1: at the dual optimum A - Gamma has
+    # three equal singular values, the truncation picked a wrong direction (gap 0.17) and
+    # recover() fell back on the zero network; it now takes the closed form.
+    "whitened_tie_at_k": Draw(d0=11, dH=3, n=11, hidden=(1, 12), x_kind="orthonormal",
+                              y_kind="repeated_sv", gamma_factor=0.5, seed=309507,
+                              partial=True, gram=True),
     # Found in exploration runs: cond(X) = 3.0e6, gap 0.62 at max_iter.
     "condition_3e6": Draw(d0=11, dH=2, n=11, hidden=(4, 1, 7), x_kind="scaled_columns",
                           y_kind="low_rank", gamma_factor=5.0, seed=2069654789),

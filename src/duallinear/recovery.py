@@ -21,7 +21,7 @@ import numpy as np
 from ._linalg import LeadingSVD, svd, svd_of_product, top_triplets
 from ._threads import SINGLE_THREAD_MAX_DIM, one_blas_thread
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
-from .certificates import relative_gap
+from .certificates import closed_form, relative_gap
 from .dual import PARTIAL_MIN_DIM
 from .primal import objective, solve_primal
 from .problem import DeepLinearProblem, check_problem
@@ -45,7 +45,8 @@ class Recovery:
     relative_gap : float
         ``gap / max(|value|, 1e-8 * 1/2 ||Y||^2)``.
     repaired : bool
-        Whether the plain truncation missed ``tol`` and a local polish was applied.
+        Whether the plain truncation missed ``tol`` and other weights were taken: a local
+        polish, or for whitened X the closed form (the message says which).
     certified : bool
         ``relative_gap <= tol``.
     message : str
@@ -195,6 +196,17 @@ def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: b
     rel = relative_gap(value, dual.value, problem.zero_value)
     repaired = False
     message = f"truncation of A - Gamma: certified relative gap {rel:.2e}"
+    if rel > tol and problem.is_whitened and problem.rank:
+        # Singular values of A - Gamma tied across position k leave the truncation ambiguous
+        # (fuzzer: A with values 2, 1, 1 and k = 1 gives A - Gamma* = three equal values);
+        # for whitened X the optimal N is known (MATH.md section 6).
+        U, m, Vt = svd(closed_form(problem)[1])
+        exact, exact_value = _best_pruned(
+            problem, _factors_of_M(problem, U[:, :problem.k], m[:problem.k], Vt[:problem.k]))
+        if exact_value < value:
+            weights, value = exact, exact_value
+            rel, repaired = relative_gap(value, dual.value, problem.zero_value), True
+            message += f"; the closed form for whitened X instead: {rel:.2e}"
     if rel > tol and polish:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
