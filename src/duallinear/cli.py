@@ -263,18 +263,10 @@ def plot_gap(rows: Sequence[dict], path: Path) -> None:
                      label=f"|primal - dual| / primal ({tag})")
         ax2.semilogy(d, _log_floor([r["recovered_gap"] for r in sel]), "x--",
                      label=f"|recovered - dual| / recovered ({tag})")
-    ax1.set_xlabel("d")
-    ax1.set_ylabel("optimal value")
-    ax1.set_title("Primal and dual optima")
-    ax1.legend(fontsize=7)
+    _label(ax1, "d", "optimal value", "Primal and dual optima", fontsize=7)
     ax2.axhline(CHECK_TOL, color="grey", lw=0.8, ls=":")
-    ax2.set_xlabel("d")
-    ax2.set_ylabel("relative gap (floored at 1e-17)")
-    ax2.set_title("Relative gaps")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _label(ax2, "d", "relative gap (floored at 1e-17)", "Relative gaps", fontsize=7)
+    _save(plt, fig, path)
 
 
 def plot_speed(rows: Sequence[dict], path: Path) -> None:
@@ -293,13 +285,8 @@ def plot_speed(rows: Sequence[dict], path: Path) -> None:
                   label="CVXPY/SCS over budget")
     ax.loglog(d, [r["primal_time"] for r in rows], "^-",
               label=f"primal, {rows[0]['primal_restarts']} L-BFGS restart(s)")
-    ax.set_xlabel("d")
-    ax.set_ylabel("seconds")
-    ax.set_title("Time to solve one instance")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _label(ax, "d", "seconds", "Time to solve one instance", fontsize=8)
+    _save(plt, fig, path)
 
 
 def plot_hitting(rows: Sequence[dict], path: Path) -> None:
@@ -314,10 +301,19 @@ def plot_hitting(rows: Sequence[dict], path: Path) -> None:
                 "o-" if method == "lbfgs" else "x--",
                 label=f"{method}, H={depth}, gamma={gamma:g}")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("hidden width")
-    ax.set_ylabel("hitting rate")
-    ax.set_title("Single runs from random starts reaching the certified optimum")
-    ax.legend(fontsize=7, ncol=2)
+    _label(ax, "hidden width", "hitting rate",
+           "Single runs from random starts reaching the certified optimum", fontsize=7, ncol=2)
+    _save(plt, fig, path)
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str, **legend) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(**legend)
+
+
+def _save(plt, fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
