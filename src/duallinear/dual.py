@@ -283,31 +283,39 @@ def solve_dual(
     if not isinstance(primal_refine, (bool, np.bool_)):
         raise TypeError(f"primal_refine must be True or False, got {primal_refine!r}")
 
+    with one_blas_thread(method == "dr" and min(problem.A.shape) < SINGLE_THREAD_MAX_DIM):
+        result = _solve(problem, method, tol, max_iter, step, relaxation, solver,
+                        solver_options, partial_svd, primal_refine)
+    if not result.converged:
+        warnings.warn(f"solve_dual({method!r}) did not converge: {result.message}",
+                      ConvergenceWarning, stacklevel=2)
+    return result
+
+
+def _solve(problem: DeepLinearProblem, method: str, tol: float, max_iter: int,
+           step: float | None, relaxation: float, solver: str, solver_options: dict | None,
+           partial_svd: bool | None, primal_refine: bool) -> DualResult:
+    """:func:`solve_dual` after validation (its BLAS limit already in place)."""
     red = _Reduced.of(problem)
     t0 = time.perf_counter()
     if method == "dr":
         if partial_svd is None:
             partial_svd = min(red.A.shape) >= PARTIAL_MIN_DIM
-        with one_blas_thread(min(red.A.shape) < SINGLE_THREAD_MAX_DIM):
-            out = _dr(red, tol, max_iter, step, relaxation, whitened=problem.is_whitened,
-                      partial=bool(partial_svd), refine=bool(primal_refine))
+        out = _dr(red, tol, max_iter, step, relaxation, whitened=problem.is_whitened,
+                  partial=bool(partial_svd), refine=bool(primal_refine))
     else:
         out = _cvxpy(red, tol, solver, solver_options or {})
     elapsed = time.perf_counter() - t0
 
     Gamma = out.Gamma * red.a
     Lambda = (Gamma * problem.s) @ problem.U.T
-    result = DualResult(
+    return DualResult(
         method=method, Lambda=Lambda, Gamma=Gamma, value=out.lower * red.a**2,
         converged=out.converged, iterations=out.iterations, message=out.message, time=elapsed,
         upper_bound=out.upper * red.a**2,
         relative_gap=relative_gap(out.upper, out.lower, red.zero_value), status=out.status,
         residuals=np.asarray(out.residuals), gaps=np.asarray(out.gaps),
     )
-    if not result.converged:
-        warnings.warn(f"solve_dual({method!r}) did not converge: {result.message}",
-                      ConvergenceWarning, stacklevel=2)
-    return result
 
 
 @dataclass
