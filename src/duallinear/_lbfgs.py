@@ -111,10 +111,7 @@ def lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray,
         if not np.all(np.isfinite(g_new)):
             status = "line search"
             break
-        s, y = x_new - x, g_new - g
-        sy = float(np.dot(s, y))
-        if sy > np.finfo(float).eps * float(np.dot(y, y)):
-            pairs.append((s, y, 1.0 / sy))
+        _remember(pairs, x_new - x, g_new - g)
         decrease = f - f_new
         x, f, g = x_new, float(f_new), g_new
         if decrease <= ftol * max(abs(f + decrease), abs(f), 1.0):
@@ -151,11 +148,8 @@ def _polish(fun, x, f, g, pairs, nfev, budget):
                 step = root
         if not (np.isfinite(f_new) and np.all(np.isfinite(g_new))):
             break
-        s_, y = step * d, g_new - g
-        sy = float(np.dot(s_, y))
-        if sy > np.finfo(float).eps * float(np.dot(y, y)):
-            pairs.append((s_, y, 1.0 / sy))
-        x, f, g = x + s_, float(f_new), g_new
+        _remember(pairs, step * d, g_new - g)
+        x, f, g = x + step * d, float(f_new), g_new
         gnorm = float(np.linalg.norm(g))
         if gnorm < best[0]:
             best, stale = (gnorm, x, f, g), 0
@@ -164,6 +158,13 @@ def _polish(fun, x, f, g, pairs, nfev, budget):
             if stale == 5:
                 break
     return best[1], best[2], best[3], nfev
+
+
+def _remember(pairs, s: np.ndarray, y: np.ndarray) -> None:
+    """Keep the correction pair ``(s, y)`` unless its curvature ``s.y`` is not positive."""
+    sy = float(np.dot(s, y))
+    if sy > np.finfo(float).eps * float(np.dot(y, y)):
+        pairs.append((s, y, 1.0 / sy))
 
 
 def _direction(g: np.ndarray, pairs) -> np.ndarray:

@@ -629,24 +629,25 @@ def _dr_product(red: _Reduced, tol: float, max_iter: int, step: float | None, la
             plain, Tz, have_plain = Tz, plain, True
             accel.step(z.ravel(), f.ravel(), out=z_next.ravel())
             z, z_next = z_next, z
-            if pending and it >= pending[0]:
+            refine_now = bool(pending) and it >= pending[0]
+            check_now = it % 5 == 0 or it == max_iter
+            current = T.graph(plain) if refine_now or check_now else None
+            if refine_now:
                 # Before the regular check, which a certified refinement makes unnecessary.
                 while pending and pending[0] <= it:
                     pending.pop(0)
                 refined["attempts"] += 1
-                attempt = _refine(red, T.graph(plain), top_k, certify, tol)
+                attempt = _refine(red, current, top_k, certify, tol)
                 if attempt is not None:
                     refined["nfev"] += attempt[3]
-                    gap = relative_gap(attempt[2], attempt[1], red.zero_value)
-                    if best is None or gap < best[3]:
-                        best = (*attempt[:3], gap)
-                    if _met(gap, tol):
+                    best = _better(best, attempt[:3], red)
+                    if _met(best[3], tol):
                         refined["used"] = True
-                        gaps.append(gap)
+                        gaps.append(best[3])
                         return done(_finish(*best[:3], "converged", it, residuals, gaps, tol,
                                             max_iter, red))
-            if it % 5 == 0 or it == max_iter:
-                Gamma, lower, upper, gap = check(T.graph(plain))
+            if check_now:
+                Gamma, lower, upper, gap = check(current)
                 gaps.append(gap)
                 if best is None or gaps[-1] < best[3] * 0.5:
                     since_improved = 0
