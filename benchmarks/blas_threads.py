@@ -14,16 +14,16 @@ Example
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
-from unittest import mock
 
 import numpy as np
-from dr_vs_cvxpy import machine_line
+from common import machine_line
 from threadpoolctl import threadpool_info
 
 import duallinear as dl
-import duallinear.dual as dual_module
+from duallinear._threads import LIMIT_ENV
 
 
 def best_time(problem: dl.DeepLinearProblem, repeats: int) -> tuple[float, dl.DualResult]:
@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> None:
         X, Y = rng.standard_normal((d, 2 * d)), rng.standard_normal((d, 2 * d))
         problem = dl.DeepLinearProblem(X, Y, (d // 5, d // 5), 0.3 * np.sqrt(d) / 3)
         on, result = best_time(problem, args.repeats)
-        with mock.patch.object(dual_module, "SINGLE_THREAD_MAX_DIM", 0):
+        os.environ[LIMIT_ENV] = "0"  # the library's documented opt-out
+        try:
             off, _ = best_time(problem, args.repeats)
+        finally:
+            del os.environ[LIMIT_ENV]
         print(f"{d:5d} {on:12.4f} {off:13.4f} {off / on:9.2f} {result.iterations:6d}", flush=True)
 
 

@@ -16,65 +16,17 @@ Examples
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
-import subprocess
 import time
 import warnings
 
 import numpy as np
+from common import add_blas_option, blas_limits, machine_line
 
 import duallinear as dl
 
 #: Bottleneck width used for each size (the issue's instances); other sizes use d // 5.
 DEFAULT_K = {50: 10, 100: 20}
-
-
-def source_version() -> str:
-    """Short commit of the library sources, with ``+dirty`` when tracked files have edits."""
-    src = os.path.dirname(os.path.abspath(dl.__file__))
-    try:
-        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no",
-                                "--", "."],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def machine_line(name: str) -> str:
-    """One header line: script, date, machine, cores, load, library version and commit."""
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"# {name}: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-            f"{platform.machine()}, {os.cpu_count()} cores (load average {load}), "
-            f"python {platform.python_version()}, numpy {np.__version__}, duallinear "
-            f"{dl.__version__} at {source_version()}")
-
-
-def add_blas_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--blas-threads", type=int, default=1,
-        help="BLAS/LAPACK threads (default 1; 0 leaves the library default). On this shared "
-             "2-core machine multithreaded OpenBLAS turns a 50x50 SVD from 0.4 ms into "
-             "0.1 s when the other core is busy, so timings default to one thread.")
-
-
-def blas_limits(threads: int):
-    """Context limiting the BLAS thread pools (a no-op for ``threads = 0``).
-
-    Uses threadpoolctl when it is installed; otherwise says so and leaves the pools alone
-    (set ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` before starting Python instead)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        if threads > 0:
-            print("# threadpoolctl is not installed: BLAS threads are NOT limited")
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads if threads > 0 else None)
 
 
 def instance(d: int, k: int, seed: int) -> dl.DeepLinearProblem:

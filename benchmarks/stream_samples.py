@@ -31,7 +31,7 @@ import time
 import warnings
 
 import numpy as np
-from dr_vs_cvxpy import add_blas_option, blas_limits, machine_line
+from common import add_blas_option, blas_limits, machine_line
 
 import duallinear as dl
 from duallinear.distributed import statistics, statistics_from_chunks

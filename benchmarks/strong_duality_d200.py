@@ -16,7 +16,7 @@ import time
 import warnings
 
 import numpy as np
-from svd_equivalents import _instance
+from common import benchmark_instance
 from threadpoolctl import threadpool_limits
 
 import duallinear as dl
@@ -32,7 +32,7 @@ def main() -> int:
     warnings.simplefilter("ignore", dl.ConvergenceWarning)
     warnings.simplefilter("ignore", dl.RecoveryWarning)
     with threadpool_limits(1, user_api="blas"):
-        problem = _instance("gaussian-square", args.d, args.seed)
+        problem = benchmark_instance("gaussian-square", args.d, args.seed)
         print(f"# {problem}, seed {args.seed}")
         t0 = time.perf_counter()
         dual = dl.solve_dual(problem)

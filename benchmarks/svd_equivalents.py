@@ -17,42 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import time
 import warnings
-from pathlib import Path
 
-import numpy as np
-import scipy.linalg
+from common import benchmark_instance, commit, svd_time
 from threadpoolctl import threadpool_limits
 
 import duallinear as dl
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _svd_time(A: np.ndarray, repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        scipy.linalg.svd(A, full_matrices=False, check_finite=False)
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def _instance(kind: str, d: int, seed: int) -> dl.DeepLinearProblem:
-    rng = np.random.default_rng(seed)
-    n = {"identity": d, "gaussian-square": d, "gaussian-2d": 2 * d}[kind]
-    X = np.eye(d) if kind == "identity" else rng.standard_normal((d, n))
-    Y = rng.standard_normal((d, n))
-    H, k = 3, max(1, d // 5)
-    return dl.DeepLinearProblem(X, Y, (k,) * (H - 1), 0.3 * np.sqrt(d) / H)
 
 
 def main() -> int:
@@ -68,7 +39,7 @@ def main() -> int:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# svd_equivalents: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{platform.machine()}, {os.cpu_count()} cores (load {load}), duallinear "
-          f"{dl.__version__} at {_commit()}, BLAS threads {args.blas_threads or 'default'}")
+          f"{dl.__version__} at {commit()}, BLAS threads {args.blas_threads or 'default'}")
     print(f"# Gaussian Y, H = 3, k = d/5, gamma*H = 0.3 sqrt(d), tol = {args.tol:g}")
     print(f"{'X':>16} {'d':>5} {'seed':>4} {'iters':>6} {'cert. gap':>10} {'DR [s]':>9} "
           f"{'SVD(A) [s]':>10} {'SVD-eq':>8} converged")
@@ -77,8 +48,8 @@ def main() -> int:
         for d in args.sizes:
             for kind in args.kinds:
                 for seed in args.seeds:
-                    problem = _instance(kind, d, seed)
-                    t_svd = _svd_time(problem.A)
+                    problem = benchmark_instance(kind, d, seed)
+                    t_svd = svd_time(problem.A)
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", dl.ConvergenceWarning)
                         t0 = time.perf_counter()

@@ -20,7 +20,7 @@ import time
 import warnings
 
 import numpy as np
-from svd_equivalents import _commit
+from common import commit
 from threadpoolctl import threadpool_limits
 
 import duallinear as dl
@@ -33,7 +33,9 @@ def _dual(problem: dl.DeepLinearProblem, args: argparse.Namespace, partial: bool
         t0 = time.perf_counter()
         dual = dl.solve_dual(problem, tol=args.tol, max_iter=args.max_iter, partial_svd=partial)
         t_dr = time.perf_counter() - t0
-    maps = dual.message.split("; ")[-1] if "leading triplets" in dual.message else "full SVDs"
+    d = dual.diagnostics
+    maps = (f"{d.maps_leading} of {d.maps_leading + d.maps_gram + d.maps_svd} proximal maps "
+            f"from leading triplets" if d.partial_svd else "full SVDs")
     print(f"solve_dual (DR, {label:>7}) {t_dr:9.2f} s   ({t_dr / t_svd:.0f} SVD-equivalents), "
           f"{dual.iterations} iterations, certified gap {dual.relative_gap:.1e}, "
           f"converged {dual.converged}; {maps}", flush=True)
@@ -68,7 +70,7 @@ def main() -> int:
          else W_star @ X + 0.1 * rng.standard_normal((d, n)))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# wide: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores "
-          f"(load {load}), duallinear at {_commit()}; d0 = dH = {d}, n = {n}, "
+          f"(load {load}), duallinear at {commit()}; d0 = dH = {d}, n = {n}, "
           + ("Y Gaussian noise (unstructured), " if args.unstructured
              else f"rank(W*) = {args.rank}, noise 0.1, ") + "H = 3, "
           f"k = 20, gamma*H = 0.3 sqrt(d), tol {args.tol:g}, "

@@ -25,34 +25,13 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
 from hypothesis import strategies as st
 
 import duallinear as dl
 
-try:  # pragma: no cover - optional
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
 X_KINDS = ("identity", "gaussian", "rank_deficient", "wide", "ill_conditioned")
 GENERAL_X_KINDS = ("gaussian", "rank_deficient", "wide", "ill_conditioned")
 ILL_COND = 1e3
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread_blas():
-    """Run a test module with one BLAS thread.
-
-    The problems in these tests are tiny; on a loaded two-core machine a multi-threaded
-    BLAS spins its threads inside every call of scipy's L-BFGS-B and makes it 50-100 times
-    slower. Results do not depend on this; only the running time does.
-    """
-    if threadpool_limits is None:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # ------------------------------------------------------------------------- generators

@@ -1,4 +1,4 @@
-"""Shared test configuration: hypothesis profiles.
+"""Shared test configuration: hypothesis profiles and the one-BLAS-thread fixture.
 
 Two profiles are registered and one is loaded, chosen by the environment variable
 ``DUALLINEAR_HYPOTHESIS_PROFILE``:
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
 
 PROFILE_ENV = "DUALLINEAR_HYPOTHESIS_PROFILE"
 
@@ -42,3 +44,15 @@ _profile = os.environ.get(PROFILE_ENV, "ci")
 if _profile not in ("ci", "long"):
     raise ValueError(f"{PROFILE_ENV} must be 'ci' or 'long', got {_profile!r}")
 settings.load_profile(_profile)
+
+
+@pytest.fixture(scope="module")
+def single_thread_blas():
+    """One BLAS thread for a test module (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    The problems in these tests are tiny; on a loaded two-core machine a multi-threaded
+    BLAS spins its threads inside every call of scipy's L-BFGS-B and makes it 50-100 times
+    slower. Results do not depend on this; only the running time does.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import duallinear as dl
-from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+from cases import (
     GENERAL_CASES,
     IDENTITY_CASES,
     dual_of,
@@ -23,9 +23,10 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     problems,
     random_weights,
     rel_diff,
-    single_thread_blas,
 )
 from duallinear.certificates import GAP_FLOOR
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 ROUNDING = 1e-12
 
@@ -235,7 +236,7 @@ def test_truncation_value_is_the_best_of_the_pruned_candidates(seed: int) -> Non
     # N = U diag(sk) Vt of rank 4 whose M = N diag(s)^-1 carries two values below 1e-6 of the
     # largest (what rounding leaves, amplified by an ill-conditioned X): the bound is the
     # objective of N with those dropped when that is lower.
-    from duallinear.certificates import _truncation_value
+    from duallinear._reduced import truncation_value
 
     rng = np.random.default_rng(seed)
     dH, r = 7, 9
@@ -246,7 +247,7 @@ def test_truncation_value_is_the_best_of_the_pruned_candidates(seed: int) -> Non
     M = (P * [2.0, 1.0, 1e-7, 3e-8]) @ Q.T
     U, sv, Vt = np.linalg.svd(M * s, full_matrices=False)  # N = M diag(s)
     rho, residual_sq = 0.7, 1.3
-    bound = _truncation_value(A, U[:, :4], sv[:4], Vt[:4], s, rho, residual_sq)
+    bound = truncation_value(A, U[:, :4], sv[:4], Vt[:4], s, rho, residual_sq)
     full = _objective_of_N(A, M * s, s, rho, residual_sq)
     pruned = _objective_of_N(A, ((P[:, :2] * [2.0, 1.0]) @ Q[:, :2].T) * s, s, rho, residual_sq)
     assert full - pruned > 1e-9 * full  # dropping them helps here...

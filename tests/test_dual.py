@@ -8,15 +8,13 @@ nuclear-norm formulation when the rank bound is inactive.
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
 import pytest
 
 import duallinear as dl
-import duallinear.dual as dual_module
-from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+from cases import (
     GENERAL_CASES,
     IDENTITY_CASES,
     Case,
@@ -29,9 +27,11 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     problem_of,
     reduced_rank_value,
     rel_diff,
-    single_thread_blas,
     zero_threshold,
 )
+from duallinear._dr.refine import projected_primal
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 RTOL = 1e-8
 # A dual value is a lower bound and a primal value an upper bound on the same optimum; allow
@@ -371,9 +371,9 @@ def test_make_y_orthogonal_has_unit_singular_values() -> None:
 
 # ---------------------------------------------- leading triplets instead of full SVDs
 def _maps_from_leading(result: dl.DualResult) -> tuple[int, int]:
-    match = re.search(r"(\d+) of (\d+) proximal maps from leading triplets", result.message)
-    assert match, result.message
-    return int(match.group(1)), int(match.group(2))
+    d = result.diagnostics
+    assert d.partial_svd, result.message
+    return d.maps_leading, d.maps_leading + d.maps_gram + d.maps_svd
 
 
 def _structured_problem(d: int, rank: int, k: int, seed: int) -> dl.DeepLinearProblem:
@@ -417,11 +417,11 @@ def test_leading_triplets_fall_back_on_unstructured_data() -> None:
 
 
 @pytest.mark.parametrize("case", GENERAL_CASES, ids=_ids(GENERAL_CASES))
-def test_general_x_agreement_through_leading_triplets(case: Case, monkeypatch) -> None:
+def test_general_x_agreement_through_leading_triplets(case: Case) -> None:
     # Small problems need the whole spectrum: let the block be as large as the matrix.
     # Plain DR: the primal refinement would certify most cases after two iterations.
-    monkeypatch.setattr(dual_module, "PARTIAL_MAX_FRACTION", 1.0)
-    dr = dl.solve_dual(problem_of(case), partial_svd=True, primal_refine=False)
+    dr = dl.solve_dual(problem_of(case), partial_svd=True, primal_refine=False,
+                       settings=dl.DRSettings(partial_max_fraction=1.0))
     assert dr.converged, dr.message
     assert _maps_from_leading(dr)[0] > 0  # the leading path really ran
     assert rel_diff(dr.value, dual_of(case, "cvxpy").value) <= RTOL
@@ -430,21 +430,12 @@ def test_general_x_agreement_through_leading_triplets(case: Case, monkeypatch) -
 
 
 @pytest.mark.parametrize("case", GENERAL_CASES, ids=_ids(GENERAL_CASES))
-def test_general_x_agreement_through_gram_eigendecompositions(case: Case, monkeypatch) -> None:
+def test_general_x_agreement_through_gram_eigendecompositions(case: Case) -> None:
     # The Gram route normally starts at d = 64: force it on the small agreement cases.
-    calls = []
-    real = dual_module.gram_spectral_change
-
-    def counted(B, amount):
-        out = real(B, amount)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(dual_module, "GRAM_MIN_DIM", 1)
-    monkeypatch.setattr(dual_module, "gram_spectral_change", counted)
-    dr = dl.solve_dual(problem_of(case), primal_refine=False)  # plain DR: many maps
+    dr = dl.solve_dual(problem_of(case), primal_refine=False,  # plain DR: many maps
+                       settings=dl.DRSettings(gram_min_dim=1))
     assert dr.converged, dr.message
-    assert any(calls), "the Gram route never ran"
+    assert dr.diagnostics.maps_gram > 0, "the Gram route never ran"
     assert rel_diff(dr.value, dual_of(case, "cvxpy").value) <= RTOL
     assert rel_diff(dr.value, primal_of(case).value) <= RTOL
     _check_lower_bound(dr.value, primal_of(case).value)
@@ -531,7 +522,7 @@ def test_projected_primal_is_the_joint_objective_with_L_minimised_out(shape) -> 
     rho = 0.3
     m = np.sort(rng.uniform(0.1, 2.0, k))[::-1]
     Qt = np.linalg.qr(rng.standard_normal((r, k)))[0].T if k <= r else rng.standard_normal((k, r))
-    fun, left, scale, start = dual_module._projected_primal(A, s, rho, m, Qt)
+    fun, left, scale, start = projected_primal(A, s, rho, m, Qt)
     assert scale.shape == (r, k) and start.shape == (r * k,)
     # The start is the balanced factor Q diag(m)^(1/2), in the preconditioned variable.
     np.testing.assert_allclose(start.reshape(r, k) * scale, Qt.T * np.sqrt(m))
@@ -556,29 +547,20 @@ def test_projected_primal_is_the_joint_objective_with_L_minimised_out(shape) -> 
 
 
 @pytest.mark.parametrize("seed", [0, 3])
-def test_refinement_when_the_rank_bound_is_inactive(seed: int, monkeypatch) -> None:
+def test_refinement_when_the_rank_bound_is_inactive(seed: int) -> None:
     # Y = W* X + noise with rank(W*) = 2 < k = 6: the optimal M has rank < k, the columns of
     # the factored search beyond it shrink only slowly, and the certificate comes from
-    # _refine_low_rank (Gamma = A - N, clipped into the ball). Plain DR needs 70-85 iterations.
+    # the low-rank route (Gamma = A - N, clipped into the ball). Plain DR needs 70-85 iterations.
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((30, 60))
     W = rng.standard_normal((30, 2)) @ rng.standard_normal((2, 30)) / 30
     Y = W @ X + 0.1 * rng.standard_normal((30, 60))
     gamma = 0.1 * np.linalg.norm(Y @ X.T, 2) / 3
     problem = dl.DeepLinearProblem(X, Y, (6, 6), gamma)
-    low_rank_gaps = []
-    real = dual_module._refine_low_rank
-
-    def spy(red, *args, **kwargs):
-        out = real(red, *args, **kwargs)
-        low_rank_gaps.append(dl.relative_gap(out[0][2], out[0][1], red.zero_value))
-        return out
-
-    monkeypatch.setattr(dual_module, "_refine_low_rank", spy)
     refined = dl.solve_dual(problem)
     plain = dl.solve_dual(problem, primal_refine=False)
     assert refined.converged and plain.converged
-    assert refined.relative_gap in low_rank_gaps  # the certificate came from that route
+    assert refined.diagnostics.refine_route == "low_rank"  # the certificate came from that route
     assert refined.iterations < plain.iterations
     assert rel_diff(refined.value, plain.value) <= 1e-9
     rec = dl.recover(problem, refined)

@@ -31,154 +31,25 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import warnings
-from dataclasses import dataclass
-from unittest import mock
 
-import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
+from hypothesis import given, settings
 
 import duallinear as dl
-import duallinear.dual as dual_module
-
-#: Certified relative gap every draw must reach.
-GAP_TOL = 1e-7
-#: Relative slack (of 1/2||Y||^2) for weak duality and closed-form comparisons: rounding only.
-ROUND = 1e-12
-#: The certified gap is relative to max(|P|, GAP_FLOOR * 1/2||Y||^2), so that an optimum of
-#: (nearly) zero does not turn rounding into a large relative gap (the library's definition).
-GAP_FLOOR = dl.certificates.GAP_FLOOR
-#: Rounding allowance, as a fraction of 1/2||Y||^2, for evaluating the objective directly.
-EVAL_ROUND = 64 * np.finfo(np.float64).eps
-
-X_KINDS = ("identity", "orthonormal", "gaussian", "rank_deficient", "wide",
-           "scaled_columns", "duplicated")
-Y_KINDS = ("gaussian", "zeros", "repeated_sv", "low_rank", "zero_rows")
-PROFILE = os.environ.get("DUALLINEAR_HYPOTHESIS_PROFILE", "ci")
-#: Examples per property in the "ci" profile (the long profile uses its own count).
-CI_EXAMPLES = 150
-#: With this variable set (benchmarks/fuzz_report.py does), a failing draw is recorded and the
-#: campaign goes on; ``test_no_failures_recorded`` then fails with the list of failing draws.
-KEEP_GOING = os.environ.get("DUALLINEAR_FUZZ_KEEP_GOING", "") not in ("", "0")
-
-
-@dataclass(frozen=True)
-class Draw:
-    """Everything needed to rebuild one fuzzed problem (printed on failure)."""
-
-    d0: int
-    dH: int
-    n: int
-    hidden: tuple[int, ...]
-    x_kind: str
-    y_kind: str
-    gamma_factor: float
-    seed: int
-    #: DR through leading triplets (any block size allowed, so small draws use them too).
-    partial: bool = False
-    #: DR's maps through Gram eigendecompositions at every size (normally from d = 64).
-    gram: bool = False
-
-    def build(self) -> tuple[np.ndarray, np.ndarray, float]:
-        return make_data(self)
-
-
-def _orthonormal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
-    """A (rows, cols) matrix with orthonormal rows (rows <= cols) or columns."""
-    Q, _ = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
-    return Q.T if rows <= cols else Q
-
-
-def make_x(kind: str, d0: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    if kind == "identity":  # n == d0 is arranged by the strategy
-        return np.eye(d0, n) * float(rng.choice([1.0, 3.0, 0.25]))
-    if kind == "orthonormal":  # X X^T = c I, with d0 <= n
-        return float(10.0 ** rng.uniform(-2, 2)) * _orthonormal(rng, d0, n)
-    if kind == "gaussian":
-        return rng.standard_normal((d0, n))
-    if kind == "rank_deficient":
-        r = int(rng.integers(1, max(1, min(d0, n) - 1) + 1))
-        return rng.standard_normal((d0, r)) @ rng.standard_normal((r, n))
-    if kind == "wide":  # d0 > n is arranged by the strategy
-        return rng.standard_normal((d0, n))
-    if kind == "scaled_columns":
-        return rng.standard_normal((d0, n)) * 10.0 ** rng.uniform(-3, 3, size=n)
-    if kind == "duplicated":
-        base = rng.standard_normal((d0, max(1, (n + 1) // 2)))
-        return base[:, rng.integers(0, base.shape[1], size=n)]
-    raise AssertionError(kind)
-
-
-def make_y(kind: str, dH: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    if kind == "gaussian":
-        return rng.standard_normal((dH, n))
-    if kind == "zeros":
-        return np.zeros((dH, n))
-    if kind == "repeated_sv":
-        p = min(dH, n)
-        level = float(rng.choice([1.0, 2.0]))
-        values = np.full(p, level)
-        values[p // 2:] = level / 2 if rng.random() < 0.5 else level
-        return (_orthonormal(rng, dH, p) * values) @ _orthonormal(rng, p, n)
-    if kind == "low_rank":
-        return rng.standard_normal((dH, 1)) @ rng.standard_normal((1, n))
-    if kind == "zero_rows":
-        Y = rng.standard_normal((dH, n))
-        Y[rng.random(dH) < 0.5] = 0.0
-        return Y
-    raise AssertionError(kind)
-
-
-def make_data(draw: Draw) -> tuple[np.ndarray, np.ndarray, float]:
-    """``X``, ``Y`` and ``gamma``; gamma is ``gamma_factor`` times the value
-    ``||Y X^T||_op / H`` from which the zero network is optimal (MATH.md section 6)."""
-    rng = np.random.default_rng(draw.seed)
-    X = make_x(draw.x_kind, draw.d0, draw.n, rng)
-    Y = make_y(draw.y_kind, draw.dH, draw.n, rng)
-    H = len(draw.hidden) + 1
-    threshold = float(np.linalg.norm(Y @ X.T, 2)) / H
-    gamma = draw.gamma_factor * (threshold if threshold > 0 else 1.0)
-    return X, Y, gamma
-
-
-@st.composite
-def draws(draw: st.DrawFn) -> Draw:
-    x_kind = draw(st.sampled_from(X_KINDS))
-    y_kind = draw(st.sampled_from(Y_KINDS))
-    d0 = draw(st.integers(1, 12))
-    dH = draw(st.integers(1, 12))
-    if x_kind == "identity":
-        n = d0
-    elif x_kind == "orthonormal":
-        n = draw(st.integers(d0, 12))
-    elif x_kind == "wide":
-        d0 = max(d0, 2)
-        n = draw(st.integers(1, d0 - 1))
-    else:
-        n = draw(st.integers(1, 12))
-    H = draw(st.integers(2, 4))
-    hidden = tuple(draw(st.lists(st.integers(1, max(d0, dH) + 2), min_size=H - 1,
-                                 max_size=H - 1)))
-    gamma_factor = draw(st.one_of(
-        st.just(0.0),
-        st.floats(1e-4, 1.0),
-        st.floats(1.0, 1e3),
-        st.floats(1e3, 1e12),
-    ))
-    seed = draw(st.integers(0, 2**32 - 1))
-    partial, gram = draw(st.booleans()), draw(st.booleans())
-    return Draw(d0, dH, n, hidden, x_kind, y_kind, gamma_factor, seed, partial, gram)
-
-
-# --------------------------------------------------------------------- statistics
-_STATS: dict = {"draws": 0, "failures": 0, "worst_relative_gap": 0.0, "worst_time": 0.0,
-                "worst_gap_draw": None, "worst_time_draw": None, "failing_draws": [],
-                "repaired": 0, "dr_iterations_max": 0, "crashes": 0,
-                "silent_failures": 0, "duality_gaps": 0}
+from fuzzing import (
+    PROFILE,
+    ROUND,
+    SETTINGS,
+    STATS,
+    X_KINDS,
+    Y_KINDS,
+    Draw,
+    check_pipeline,
+    draws,
+    problem_and_dual,
+    small_draws,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -186,150 +57,12 @@ def _fuzz_report():
     yield
     path = os.environ.get("DUALLINEAR_FUZZ_REPORT")
     if path:
-        stats = dict(_STATS, profile=PROFILE, failing_draws=_STATS["failing_draws"][:20])
+        stats = dict(STATS, profile=PROFILE, failing_draws=STATS["failing_draws"][:20])
         with open(path, "w") as fh:
             json.dump(stats, fh, indent=2, default=str)
 
 
-def _record(draw: Draw, rel_gap: float, elapsed: float, failed: bool, repaired: bool,
-            iterations: int, error: str | None) -> None:
-    _STATS["draws"] += 1
-    if failed:
-        _STATS["failures"] += 1
-        _STATS["failing_draws"].append(f"{draw!r}: {(error or '')[:300]}")
-    if repaired:
-        _STATS["repaired"] += 1
-    _STATS["dr_iterations_max"] = max(_STATS["dr_iterations_max"], iterations)
-    if rel_gap > _STATS["worst_relative_gap"]:
-        _STATS["worst_relative_gap"], _STATS["worst_gap_draw"] = rel_gap, repr(draw)
-    if elapsed > _STATS["worst_time"]:
-        _STATS["worst_time"], _STATS["worst_time_draw"] = elapsed, repr(draw)
-
-
-# ------------------------------------------------------------------------ checks
-def direct_objective(X: np.ndarray, Y: np.ndarray, weights: list[np.ndarray],
-                     gamma: float) -> float:
-    """Objective (4) straight from its definition (MATH.md section 2), independent of the
-    library's reduced evaluation."""
-    out = X
-    for W in weights:
-        out = W @ out
-    H = len(weights)
-    reg = sum(float(np.sum(np.linalg.svd(W, compute_uv=False) ** H)) for W in weights if W.size)
-    return 0.5 * float(np.sum((out - Y) ** 2)) + gamma * reg
-
-
-def _note(text: str) -> None:
-    try:
-        note(text)
-    except InvalidArgument:  # called outside a hypothesis test (regressions, reports)
-        pass
-
-
-def verify_duality_gap(problem: dl.DeepLinearProblem, dual: dl.DualResult,
-                       rec: dl.recovery.Recovery, seed: int) -> None:
-    """A draw DR reports as "stalled" passes only as a verified non-zero duality gap.
-
-    The relaxation (5) need not be tight (``docs/math.md``): then no certificate exists and the
-    library's claims are that its dual value is the dual optimum and that the recovered weights
-    are a good primal point. Both are checked against independent paths: the CVXPY SDP must
-    find the same dual value, and no primal restart may beat the recovered weights.
-    """
-    scale = max(problem.zero_value, 1e-300)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dl.ConvergenceWarning)
-        cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
-        primal = dl.solve_primal(problem, restarts=10, seed=seed % 1000)
-    assert cvx.status == "optimal", cvx.message
-    assert abs(cvx.value - dual.value) <= 1e-6 * max(abs(dual.value), GAP_FLOOR * scale), (
-        "DR stalled away from the dual optimum", cvx.value, dual.value)
-    assert primal.value >= rec.value - GAP_TOL * max(abs(rec.value), GAP_FLOOR * scale), (
-        "a primal restart beats the recovered weights", primal.value, rec.value)
-    # The gap is then real: well above the accuracy of the comparisons.
-    assert rec.value - dual.value > 1e-5 * max(abs(rec.value), GAP_FLOOR * scale), (
-        "stalled with a gap the checks cannot tell from zero", rec.value, dual.value)
-
-
-def check_pipeline(draw: Draw) -> None:
-    """All properties of one draw; raises AssertionError (or the library's error) if any fails."""
-    X, Y, gamma = draw.build()
-    _note(f"gamma = {gamma!r}")
-    t0 = time.perf_counter()
-    rel, repaired, iterations, failed = float("nan"), False, 0, True
-    error: BaseException | None = None
-    claimed_success = False
-    try:
-        problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fraction = 1.0 if draw.partial else dual_module.PARTIAL_MAX_FRACTION
-            gram_min = 1 if draw.gram else dual_module.GRAM_MIN_DIM
-            with mock.patch.object(dual_module, "PARTIAL_MAX_FRACTION", fraction), \
-                    mock.patch.object(dual_module, "GRAM_MIN_DIM", gram_min):
-                dual = dl.solve_dual(problem, partial_svd=draw.partial)
-            rec = dl.recover(problem, dual)
-        iterations = dual.iterations
-        rel, repaired = rec.relative_gap, rec.repaired
-        scale = max(problem.zero_value, 1e-300)
-        _note(f"dual: {dual.message}; recovery: {rec.message}")
-        # A failure below is "silent" if the library claimed success (DR converged and the
-        # weights certified); otherwise it reported its own failure.
-        claimed_success = dual.converged and rec.certified
-
-        conv_warnings = [w for w in caught if issubclass(w.category, dl.ConvergenceWarning)]
-        assert len(conv_warnings) == (0 if dual.converged else 1)
-        assert np.isfinite(dual.value) and np.isfinite(rec.value)
-        duality_gap = not dual.converged and dual.status == "stalled"
-        if duality_gap:
-            verify_duality_gap(problem, dual, rec, draw.seed)
-            _STATS["duality_gaps"] += 1
-        else:
-            assert dual.converged, dual.message
-            assert rec.relative_gap <= GAP_TOL, (rec.relative_gap, rec.message)
-        # The same certificate recomputed without trusting the library's bookkeeping.
-        value = direct_objective(X, Y, rec.weights, gamma)
-        assert abs(value - rec.value) <= 1e-9 * abs(value) + EVAL_ROUND * scale
-        assert duality_gap or value - dual.value <= (GAP_TOL * max(abs(value), GAP_FLOOR * scale)
-                                                     + EVAL_ROUND * scale), (value, dual.value)
-        assert rec.gap == pytest.approx(dl.duality_gap(problem, rec.weights, dual),
-                                        rel=1e-9, abs=ROUND * scale)
-        # Weak duality: the dual value lower-bounds the objective of any weights.
-        assert dual.value <= rec.value + ROUND * scale
-        assert dual.value <= problem.zero_value + ROUND * scale
-        rng = np.random.default_rng(draw.seed + 1)
-        for _ in range(2):
-            W = [rng.standard_normal(shape) * 0.5 for shape in problem.weight_shapes]
-            Lam = rng.standard_normal((problem.dH, problem.d0)) * (problem.rho + 1.0)
-            upper = dl.objective(problem, W)
-            assert dl.dual_value(problem, Lam) <= upper + ROUND * max(scale, abs(upper))
-            assert dl.dual_value(problem, Lam) <= rec.value + ROUND * scale
-        if problem.is_whitened:
-            value, _ = dl.closed_form(problem)
-            assert dual.value <= value + ROUND * scale
-            assert rec.value >= value - ROUND * scale
-            assert rec.value - value <= GAP_TOL * max(abs(value), 1e-12 * scale) + ROUND * scale
-        failed = False
-    except Exception as exc:
-        error = exc
-        if not isinstance(exc, AssertionError):
-            _STATS["crashes"] += 1
-        elif claimed_success:
-            _STATS["silent_failures"] += 1
-    finally:
-        _record(draw, rel, time.perf_counter() - t0, failed, repaired, iterations,
-                None if error is None else f"{type(error).__name__}: {error}")
-    if error is not None and not KEEP_GOING:
-        raise error
-
-
-_settings = settings(suppress_health_check=[HealthCheck.too_slow])
-if os.environ.get("DUALLINEAR_FUZZ_EXAMPLES"):
-    _settings = settings(_settings, max_examples=int(os.environ["DUALLINEAR_FUZZ_EXAMPLES"]))
-elif PROFILE == "ci":
-    _settings = settings(_settings, max_examples=CI_EXAMPLES)
-
-
-@_settings
+@SETTINGS
 @given(draws())
 def test_pipeline_certifies_every_draw(draw: Draw) -> None:
     check_pipeline(draw)
@@ -343,31 +76,11 @@ def test_every_kind_pair_once(x_kind: str, y_kind: str) -> None:
     check_pipeline(Draw(d0, 4, n, (3, 2), x_kind, y_kind, 0.1, 12345))
 
 
-@st.composite
-def small_draws(draw: st.DrawFn) -> Draw:
-    """Well-conditioned draws of size <= 6, for the slower independent paths."""
-    base = draw(draws())
-    x_kind = draw(st.sampled_from(("identity", "orthonormal", "gaussian", "rank_deficient",
-                                   "duplicated")))
-    d0, dH = min(base.d0, 6), min(base.dH, 6)
-    n = d0 if x_kind == "identity" else max(min(base.n, 6), d0 if x_kind == "orthonormal" else 1)
-    hidden = tuple(min(w, 7) for w in base.hidden)
-    return Draw(d0, dH, n, hidden, x_kind, base.y_kind, min(base.gamma_factor, 10.0), base.seed)
-
-
-def _problem_and_dual(draw: Draw) -> tuple[dl.DeepLinearProblem, dl.DualResult]:
-    X, Y, gamma = draw.build()
-    problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", dl.ConvergenceWarning)
-        return problem, dl.solve_dual(problem)
-
-
-@settings(_settings, max_examples=20 if PROFILE == "ci" else 300)
+@settings(SETTINGS, max_examples=20 if PROFILE == "ci" else 300)
 @given(small_draws())
 def test_cvxpy_path_agrees_with_dr(draw: Draw) -> None:
     # Two independent solvers of the same convex dual.
-    problem, dual = _problem_and_dual(draw)
+    problem, dual = problem_and_dual(draw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dl.ConvergenceWarning)
         cvx = dl.solve_dual(problem, method="cvxpy", tol=1e-9)
@@ -382,12 +95,12 @@ def test_cvxpy_path_agrees_with_dr(draw: Draw) -> None:
         assert "certified relative gap" in cvx.message
 
 
-@settings(_settings, max_examples=30 if PROFILE == "ci" else 500)
+@settings(SETTINGS, max_examples=30 if PROFILE == "ci" else 500)
 @given(small_draws())
 def test_primal_restarts_never_beat_the_dual_bound(draw: Draw) -> None:
     # Local search is an independent upper bound: it can only land at or above the optimum
     # (weak duality), and the certified recovery must be at least as good as it.
-    problem, dual = _problem_and_dual(draw)
+    problem, dual = problem_and_dual(draw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dl.ConvergenceWarning)
         primal = dl.solve_primal(problem, restarts=2, seed=draw.seed % 1000, max_iter=500)
@@ -400,4 +113,4 @@ def test_primal_restarts_never_beat_the_dual_bound(draw: Draw) -> None:
 def test_no_failures_recorded() -> None:
     # Runs after the properties above (file order); only meaningful in keep-going mode, where
     # the property tests record failing draws instead of raising.
-    assert _STATS["failures"] == 0, "\n".join(_STATS["failing_draws"][:20])
+    assert STATS["failures"] == 0, "\n".join(STATS["failing_draws"][:20])

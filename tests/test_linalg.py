@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import duallinear as dl
-from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+from cases import (
     GENERAL_CASES,
     dual_of,
-    problem_of,
     rel_diff,
-    single_thread_blas,
 )
 from duallinear import _linalg
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 
 class _FailingDrivers:

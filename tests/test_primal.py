@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import duallinear as dl
-from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+from cases import (
     GENERAL_CASES,
     IDENTITY_CASES,
     Case,
@@ -24,9 +24,10 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     problems,
     random_weights,
     rel_diff,
-    single_thread_blas,
     zero_weights,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import duallinear as dl
-from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+from cases import (
     GENERAL_CASES,
     IDENTITY_CASES,
     make_X,
@@ -17,8 +17,9 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     problem_of,
     rel_diff,
     row_space_projector,
-    single_thread_blas,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 
 def _data(d0: int = 4, dH: int = 3, n: int = 7, seed: int = 0):

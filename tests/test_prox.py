@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cases import single_thread_blas  # noqa: F401  (autouse fixture)
 from duallinear import prox
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 SETTINGS = settings(max_examples=40, deadline=None)
 TOL = 1e-9

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 import duallinear as dl
-import duallinear.dual as dual_module
 import duallinear.recovery as recovery_module
-from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
+from cases import (
     GENERAL_CASES,
     IDENTITY_CASES,
     REPEATED_SV_CASES,
@@ -28,9 +27,10 @@ from cases import (  # noqa: F401  (single_thread_blas is an autouse fixture)
     product,
     reduced_rank_value,
     rel_diff,
-    single_thread_blas,
     zero_threshold,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread_blas")
 
 RTOL = 1e-8
 ROUNDING = 1e-12
@@ -266,8 +266,8 @@ def test_factors_of_M_are_a_thin_svd_of_M() -> None:
     X, Y = rng.standard_normal((9, 14)), rng.standard_normal((7, 14))
     problem = dl.DeepLinearProblem(X, Y, (3, 4), 0.3)
     Gamma = 0.1 * rng.standard_normal(problem.A.shape)
-    Uk, sk, Vtk = recovery_module._truncation(problem, Gamma)
-    P, m, Qt = recovery_module._factors_of_M(problem, Uk, sk, Vtk)
+    Uk, sk, Vtk = recovery_module.truncation(problem, Gamma, partial=False)
+    P, m, Qt = recovery_module.factors_of_M(problem, Uk, sk, Vtk)
     M = ((Uk * sk) @ (Vtk / problem.s)) @ problem.U.T
     np.testing.assert_allclose((P * m) @ Qt, M, atol=1e-13 * np.linalg.norm(M))
     np.testing.assert_allclose(m, np.linalg.svd(M, compute_uv=False)[:3], rtol=1e-12)
@@ -276,17 +276,15 @@ def test_factors_of_M_are_a_thin_svd_of_M() -> None:
 
 
 def test_recovery_from_leading_triplets_on_a_large_problem(monkeypatch) -> None:
-    # min(dH, r) >= PARTIAL_MIN_DIM: the truncation comes from leading triplets, not a full
-    # SVD (made to fail here to prove it). The threshold is lowered to keep the test quick.
+    # Leading triplets (by default from min(dH, r) = 1500): the truncation comes from them, not
+    # a full SVD (made to fail here to prove it). Asked for explicitly to keep the test quick.
     d = 500
-    monkeypatch.setattr(recovery_module, "PARTIAL_MIN_DIM", d)
-    monkeypatch.setattr(dual_module, "PARTIAL_MIN_DIM", d)
     rng = np.random.default_rng(4)
     X = rng.standard_normal((d, d + 20))
     W = rng.standard_normal((d, 3)) @ rng.standard_normal((3, d)) / d
     Y = W @ X + 0.1 * rng.standard_normal((d, d + 20))
     problem = dl.DeepLinearProblem(X, Y, (3, 3), 0.3 * np.sqrt(d) / 3)
-    dual = dl.solve_dual(problem, tol=1e-9)
+    dual = dl.solve_dual(problem, tol=1e-9, partial_svd=True)
     assert dual.converged and "leading triplets" in dual.message, dual.message
     small_svd = recovery_module.svd
 
@@ -295,7 +293,7 @@ def test_recovery_from_leading_triplets_on_a_large_problem(monkeypatch) -> None:
         return small_svd(Z)
 
     monkeypatch.setattr(recovery_module, "svd", no_large_svd)
-    rec = dl.recover(problem, dual)
+    rec = dl.recover(problem, dual, partial_svd=True)
     assert rec.certified and rec.relative_gap <= 1e-9, rec.message
     assert rec.value == pytest.approx(dl.objective(problem, rec.weights), rel=1e-13)
 

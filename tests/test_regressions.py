@@ -15,7 +15,7 @@ import pytest
 import scipy.optimize
 
 import duallinear as dl
-from test_fuzz import Draw, check_pipeline
+from fuzzing import Draw, check_pipeline
 
 
 def _row_vector_optimum(x: np.ndarray, rho: float) -> float:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import duallinear as dl
 from duallinear import prox
-from test_fuzz import PROFILE, Draw, small_draws
+from fuzzing import PROFILE, Draw, small_draws
 
 SCALES = (1e-8, 1e-4, 1.0, 1e4, 1e8)
 

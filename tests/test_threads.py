@@ -67,14 +67,14 @@ def test_solve_dual_and_recover_run_small_problems_on_one_thread() -> None:
                                    (3,), 0.3)
     assert min(problem.A.shape) < SINGLE_THREAD_MAX_DIM
     inside: list[set[int]] = []
-    real_dr = dual_module._dr
+    real_dr = dual_module.solve_dr
 
     def spy(*args, **kwargs):
         inside.append(_blas_threads())
         return real_dr(*args, **kwargs)
 
     with threadpool_limits(limits=2, user_api="blas"):
-        with mock.patch.object(dual_module, "_dr", spy):
+        with mock.patch.object(dual_module, "solve_dr", spy):
             dual = dl.solve_dual(problem)
         assert inside == [{1}]
         assert _blas_threads() == {2}

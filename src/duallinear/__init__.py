@@ -8,11 +8,17 @@ the certificate with :func:`duality_gap`.
 
 from . import distributed, prox
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
-from .dual import solve_dual
+from .dual import DRSettings, SDPSettings, solve_dual
 from .primal import gradient, objective, solve_primal
 from .problem import DeepLinearProblem
 from .recovery import balanced_factors, recover, recover_weights
-from .results import ConvergenceWarning, DualResult, PrimalResult, RecoveryWarning
+from .results import (
+    ConvergenceWarning,
+    DualDiagnostics,
+    DualResult,
+    PrimalResult,
+    RecoveryWarning,
+)
 
 __version__ = "0.1.0"
 
@@ -22,6 +28,8 @@ __all__ = [
     "gradient",
     "solve_primal",
     "solve_dual",
+    "DRSettings",
+    "SDPSettings",
     "recover",
     "recover_weights",
     "balanced_factors",
@@ -33,6 +41,7 @@ __all__ = [
     "distributed",
     "PrimalResult",
     "DualResult",
+    "DualDiagnostics",
     "ConvergenceWarning",
     "RecoveryWarning",
     "__version__",

@@ -23,16 +23,21 @@ without this: a worker thread's limit was ignored while the main thread held con
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 
 import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["one_blas_thread", "SINGLE_THREAD_MAX_DIM"]
+__all__ = ["one_blas_thread", "one_blas_thread_for", "SINGLE_THREAD_MAX_DIM", "LIMIT_ENV"]
 
 #: ``solve_dual`` and ``recover`` run BLAS on one thread while ``min(dH, rank X)`` is below
 #: this (see the module docstring); larger problems keep the caller's setting.
 SINGLE_THREAD_MAX_DIM = 1000
+
+#: Environment variable that turns the limit off when set to ``0`` (read at each call), for
+#: callers who manage BLAS threads themselves and for measuring what the limit buys.
+LIMIT_ENV = "DUALLINEAR_BLAS_LIMIT"
 
 _LOCK = threading.Lock()
 _USERS = 0
@@ -68,6 +73,13 @@ def one_blas_thread(active: bool = True):
                 _LIMITER.restore_original_limits()
                 _free_control()
                 _LIMITER = None
+
+
+def one_blas_thread_for(shape: tuple[int, ...], active: bool = True):
+    """:func:`one_blas_thread` for work on reduced data of ``shape``: active while
+    ``min(shape) < SINGLE_THREAD_MAX_DIM``, unless ``DUALLINEAR_BLAS_LIMIT=0``."""
+    return one_blas_thread(active and min(shape) < SINGLE_THREAD_MAX_DIM
+                           and os.environ.get(LIMIT_ENV, "1").strip() != "0")
 
 
 def _free_control() -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "as_nonneg_scalar",
     "as_positive_int",
     "as_hidden",
+    "check_same_samples",
 ]
 
 
@@ -114,3 +115,13 @@ def as_hidden(value: object, name: str = "hidden") -> tuple[int, ...]:
             raise ValueError(f"{name}[{i}] must be a positive integer, got {int(w)}")
         out.append(int(w))
     return tuple(out)
+
+
+def check_same_samples(x_shape: tuple[int, ...], y_shape: tuple[int, ...],
+                       names: str = "X and Y") -> None:
+    """``ValueError`` unless inputs of ``x_shape`` and targets of ``y_shape`` have the same
+    number of columns (samples)."""
+    if x_shape[1] != y_shape[1]:
+        raise ValueError(
+            f"{names} must have the same number of samples (columns): inputs have shape "
+            f"{x_shape} (d0, n), targets {y_shape} (dH, n)")

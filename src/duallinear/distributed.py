@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_hidden, as_matrix, as_nonneg_scalar, as_positive_int
+from . import _statistics
+from ._validation import as_hidden, as_nonneg_scalar, as_positive_int
 from .problem import DeepLinearProblem
 
 __all__ = [
@@ -81,73 +82,6 @@ class Statistics(tuple):
                 f"YY={self.YY:.6g})")
 
 
-# ----------------------------------------------------------------------------- dask
-def _is_dask(value: object) -> bool:
-    # Duck-typed so that numpy-only users never import dask.
-    return hasattr(value, "__dask_graph__") and hasattr(value, "ndim")
-
-
-def _import_dask() -> tuple[Any, Any]:
-    try:
-        import dask
-        import dask.array as da
-    except ImportError as exc:  # pragma: no cover - exercised only without dask installed
-        raise ImportError(
-            "Dask arrays need the optional dependency dask: "
-            'pip install "duallinear[dask]"'
-        ) from exc
-    return dask, da
-
-
-def _check_dask_matrix(value: Any, name: str, da: Any) -> Any:
-    """Validate what can be checked without computing: type, rank, dtype, size."""
-    if not isinstance(value, da.Array):
-        value = da.asarray(value)
-    if value.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got a Dask array with {value.ndim} dimension(s) "
-                         f"and shape {value.shape}")
-    if np.issubdtype(value.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real; got complex dtype {value.dtype}")
-    if not (np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.bool_)):
-        raise TypeError(f"{name} must have a real numeric dtype, got dtype {value.dtype}")
-    if any(isinstance(n, float) and np.isnan(n) for n in value.shape):
-        raise ValueError(f"{name} must have known dimensions (call compute_chunk_sizes() "
-                         f"first), got shape {value.shape}")
-    if value.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {value.shape}")
-    return value.astype(np.float64)
-
-
-def _dask_statistics(X: Any, Y: Any, compute_kwargs: dict) -> Statistics:
-    dask, da = _import_dask()
-    X = _check_dask_matrix(X, "X", da)
-    Y = _check_dask_matrix(Y, "Y", da)
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(
-            "X and Y must have the same number of samples (columns): "
-            f"X has shape {X.shape} (d0, n), Y has shape {Y.shape} (dH, n)")
-    # Same column chunks, so each sample block of X meets the matching block of Y.
-    Y = Y.rechunk({1: X.chunks[1]})
-    XXt, YXt, YY = dask.compute(X @ X.T, Y @ X.T, da.sum(Y * Y), **compute_kwargs)
-    XXt, YXt, YY = np.asarray(XXt), np.asarray(YXt), float(YY)
-    # NaN and Inf in the data propagate to the diagonal of X X^T and to ||Y||^2: checking
-    # the small results validates every entry without a second pass over the data.
-    if not np.all(np.isfinite(np.diag(XXt))):
-        raise ValueError("X must contain only finite values (found NaN or Inf, or entries so "
-                         "large that X X^T overflows)")
-    if not np.isfinite(YY):
-        raise ValueError("Y must contain only finite values (found NaN or Inf, or entries so "
-                         "large that ||Y||^2 overflows)")
-    if not (np.all(np.isfinite(XXt)) and np.all(np.isfinite(YXt))):
-        raise ValueError("X and Y: the statistics X X^T, Y X^T overflowed (entries too large)")
-    return Statistics(_symmetrise(XXt), YXt, YY, X.shape[1])
-
-
-def _symmetrise(XXt: np.ndarray) -> np.ndarray:
-    # Blocked sums can differ in the last bit between (i, j) and (j, i).
-    return 0.5 * (XXt + XXt.T)
-
-
 # ---------------------------------------------------------------------------- public
 def statistics(X: Any, Y: Any, **compute_kwargs: Any) -> Statistics:
     """Sufficient statistics ``(X X^T, Y X^T, ||Y||_F^2)`` of the data.
@@ -176,18 +110,7 @@ def statistics(X: Any, Y: Any, **compute_kwargs: Any) -> Statistics:
     Non-finite data are detected from the results (they make ``X X^T`` or ``||Y||^2``
     non-finite), so no extra pass over the data is needed.
     """
-    if compute_kwargs and not (_is_dask(X) or _is_dask(Y)):
-        raise TypeError("compute options (" + ", ".join(compute_kwargs)
-                        + ") apply only to Dask arrays; X and Y are in memory")
-    if _is_dask(X) or _is_dask(Y):
-        return _dask_statistics(X, Y, compute_kwargs)
-    X = as_matrix(X, "X")
-    Y = as_matrix(Y, "Y")
-    if X.shape[1] != Y.shape[1]:
-        raise ValueError(
-            "X and Y must have the same number of samples (columns): "
-            f"X has shape {X.shape} (d0, n), Y has shape {Y.shape} (dH, n)")
-    return Statistics(_symmetrise(X @ X.T), Y @ X.T, float(np.sum(Y * Y)), X.shape[1])
+    return Statistics(*_statistics.of_arrays(X, Y, compute_kwargs))
 
 
 def statistics_from_chunks(chunks: Iterable[tuple[Any, Any]]) -> Statistics:
@@ -205,37 +128,7 @@ def statistics_from_chunks(chunks: Iterable[tuple[Any, Any]]) -> Statistics:
     Statistics
         The same as :func:`statistics` on the concatenated data, with ``.n = sum n_i``.
     """
-    if isinstance(chunks, (np.ndarray, str, bytes)) or not isinstance(chunks, Iterable):
-        raise TypeError("chunks must be an iterable of (X_chunk, Y_chunk) pairs, got "
-                        f"{type(chunks).__name__}")
-    XXt = YXt = None
-    YY, n = 0.0, 0
-    for i, pair in enumerate(chunks):
-        if isinstance(pair, np.ndarray) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise TypeError(f"chunks[{i}] must be a pair (X_chunk, Y_chunk), got "
-                            f"{type(pair).__name__}")
-        Xc = as_matrix(pair[0], f"chunks[{i}][0] (X_chunk)")
-        Yc = as_matrix(pair[1], f"chunks[{i}][1] (Y_chunk)")
-        if Xc.shape[1] != Yc.shape[1]:
-            raise ValueError(
-                f"chunks[{i}]: X_chunk and Y_chunk must have the same number of samples "
-                f"(columns), got shapes {Xc.shape} and {Yc.shape}")
-        if XXt is None:
-            XXt = np.zeros((Xc.shape[0], Xc.shape[0]))
-            YXt = np.zeros((Yc.shape[0], Xc.shape[0]))
-        elif Xc.shape[0] != XXt.shape[0] or Yc.shape[0] != YXt.shape[0]:
-            raise ValueError(
-                f"chunks[{i}] has {Xc.shape[0]} input and {Yc.shape[0]} output rows; earlier "
-                f"chunks had d0 = {XXt.shape[0]} and dH = {YXt.shape[0]}")
-        XXt += Xc @ Xc.T
-        YXt += Yc @ Xc.T
-        YY += float(np.sum(Yc * Yc))
-        n += Xc.shape[1]
-    if XXt is None:
-        raise ValueError("chunks must hold at least one (X_chunk, Y_chunk) pair; it was empty")
-    if not (np.all(np.isfinite(XXt)) and np.all(np.isfinite(YXt)) and np.isfinite(YY)):
-        raise ValueError("chunks: the accumulated statistics overflowed (entries too large)")
-    return Statistics(_symmetrise(XXt), YXt, YY, n)
+    return Statistics(*_statistics.of_chunks(chunks))
 
 
 def problem_from_dask(X: Any, Y: Any, hidden: Sequence[int], gamma: float,

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.optimize
 
 from ._linalg import svd
+from ._reduced import Reduced
 from ._threads import one_blas_thread
 from ._validation import as_nonneg_scalar, as_positive_int
 from .problem import DeepLinearProblem, check_problem
@@ -112,10 +113,9 @@ class _Scaled:
 
     @classmethod
     def of(cls, problem: DeepLinearProblem) -> _Scaled:
-        a, b = problem.scales
-        return cls(B0=problem.U * (problem.s / b), A=problem.A / a,
-                   gamma=problem.gamma / (a * b), const=0.5 * problem.residual_sq / a**2,
-                   shapes=tuple(problem.weight_shapes), a=a, b=b)
+        red = Reduced.of(problem)
+        return cls(B0=problem.U * red.s, A=red.A, gamma=red.gamma, const=0.5 * red.residual_sq,
+                   shapes=tuple(problem.weight_shapes), a=red.a, b=red.b)
 
     @property
     def layer_factor(self) -> float:

@@ -12,14 +12,23 @@ therefore does not depend on the number of samples ``n``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
+from . import _statistics
 from ._linalg import svd, svdvals
-from ._validation import as_hidden, as_matrix, as_nonneg_scalar, as_positive_int
+from ._reduced import numerical_rank
+from ._validation import (
+    as_hidden,
+    as_matrix,
+    as_nonneg_scalar,
+    as_positive_int,
+    check_same_samples,
+)
 
 __all__ = ["DeepLinearProblem", "WHITENED_RTOL", "check_problem"]
 
@@ -27,20 +36,81 @@ __all__ = ["DeepLinearProblem", "WHITENED_RTOL", "check_problem"]
 WHITENED_RTOL = 1e-10
 
 
-def _is_dask(value: object) -> bool:
-    return type(value).__module__.split(".")[0] == "dask"
+@dataclass(frozen=True, eq=False)
+class _Reduction:
+    """What the solvers need of the data: ``U`` (d0, r), ``s`` (r,), ``A = Y V`` (dH, r),
+    ``residual_sq = ||Y - A V^T||^2``, ``y_norm_sq = ||Y||^2`` and the sample count ``n``."""
+
+    U: np.ndarray
+    s: np.ndarray
+    A: np.ndarray
+    residual_sq: float
+    y_norm_sq: float
+    n: int | None
+
+    def __post_init__(self) -> None:
+        for array in (self.U, self.s, self.A):
+            array.setflags(write=False)
 
 
-def _rank_cut(s: np.ndarray, shape: tuple[int, int]) -> int:
-    """Numerical rank: singular values above ``s_max * max(shape) * eps`` (numpy's rule)."""
-    if s.size == 0 or s[0] == 0.0:
-        return 0
-    return int(np.sum(s > s[0] * max(shape) * np.finfo(np.float64).eps))
+def _reduce_samples(X: np.ndarray, Y: np.ndarray) -> _Reduction:
+    """The reduction by a thin SVD of ``X`` (directions below numpy's rank cut dropped)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Ux, sx, Vt = svd(X)
+        r = numerical_rank(sx, X.shape)
+        U, s, Vt = Ux[:, :r], sx[:r], Vt[:r]
+        A = Y @ Vt.T
+        residual_sq = float(np.sum((Y - A @ Vt) ** 2))
+        y_norm_sq = float(np.sum(Y * Y))
+        x_norm_sq = float(np.sum(sx * sx))
+    if not (np.isfinite(y_norm_sq) and np.isfinite(x_norm_sq) and np.isfinite(residual_sq)):
+        raise ValueError("X and Y must be small enough that ||X||^2 and ||Y||^2 fit in "
+                         "float64 (rescale the data; the optimum scales as c^2 for (c Y, "
+                         "c gamma))")
+    return _Reduction(U, s, A, residual_sq, y_norm_sq, X.shape[1])
+
+
+def _reduce_statistics(XXt: object, YXt: object, YY: object, n: object,
+                       hidden: object, gamma: object) -> _Reduction:
+    """The reduction by an eigendecomposition of ``X X^T`` (validated statistics)."""
+    XXt = as_matrix(XXt, "XXt")
+    YXt = as_matrix(YXt, "YXt")
+    YY = as_nonneg_scalar(YY, "YY")
+    d0 = XXt.shape[0]
+    if XXt.shape != (d0, d0):
+        raise ValueError(f"XXt must be square (d0, d0), got shape {XXt.shape}")
+    if YXt.shape[1] != d0:
+        raise ValueError(
+            f"YXt must have shape (dH, d0) with d0 = {d0} from XXt, got {YXt.shape}")
+    asym = float(np.max(np.abs(XXt - XXt.T)))
+    if asym > 1e-8 * max(float(np.max(np.abs(XXt))), 1e-300):
+        raise ValueError(f"XXt must be symmetric (max |XXt - XXt^T| = {asym:.3g})")
+    if n is not None:
+        n = as_positive_int(n, "n")
+    # (Validated here, before the decomposition, so that a typo fails fast.)
+    as_hidden(hidden, "hidden")
+    as_nonneg_scalar(gamma, "gamma")
+    w, Ue = np.linalg.eigh(0.5 * (XXt + XXt.T))
+    order = np.argsort(w)[::-1]
+    w, Ue = w[order], Ue[:, order]
+    keep = w > max(float(w[0]), 0.0) * d0 * 16 * np.finfo(np.float64).eps
+    if w[0] <= 0:
+        keep[:] = False
+    if np.any(w < -1e-8 * max(float(w[0]), 1e-300)):
+        raise ValueError("XXt must be positive semidefinite (it has a negative eigenvalue)")
+    U, s = Ue[:, keep], np.sqrt(w[keep])
+    A = (YXt @ U) / s
+    a_sq = float(np.sum(A * A))
+    if a_sq > YY * (1 + 1e-8) + 1e-300:
+        raise ValueError(
+            f"statistics are inconsistent: ||Y X^T U S^-1||^2 = {a_sq:.6g} exceeds "
+            f"YY = {YY:.6g}")
+    return _Reduction(U, s, A, max(YY - a_sq, 0.0), YY, n)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class DeepLinearProblem:
-    r"""An instance of problem (4).
+    r"""An instance of the regularised deep linear problem.
 
     ``min 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H`` over ``W_1 .. W_H``.
 
@@ -78,53 +148,42 @@ class DeepLinearProblem:
         ``Y V``: the targets expressed in the right singular basis of X.
     residual_sq : float
         ``||Y - A V^T||_F^2 = ||Y||^2 - ||A||^2``, computed without cancellation.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> dl.DeepLinearProblem(rng.standard_normal((5, 20)), rng.standard_normal((3, 20)),
+    ...                      hidden=(2, 2), gamma=0.1)
+    DeepLinearProblem(d0=5, dH=3, n=20, rank=5, hidden=(2, 2), H=3, k=2, gamma=0.1)
     """
 
     X: np.ndarray | None
     Y: np.ndarray | None
     hidden: tuple[int, ...]
     gamma: float
-    depth: int = field(init=False)
-    k: int = field(init=False)
-    dims: tuple[int, ...] = field(init=False)
-    rho: float = field(init=False)
-    U: np.ndarray = field(init=False)
-    s: np.ndarray = field(init=False)
-    A: np.ndarray = field(init=False)
-    residual_sq: float = field(init=False)
-    y_norm_sq: float = field(init=False)
+    #: The reduced data, when already at hand (``from_statistics``, ``with_gamma``).
+    _data: _Reduction | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        if _is_dask(self.X) or _is_dask(self.Y):
+        X, Y, data = self.X, self.Y, self._data
+        if data is None and (_statistics.is_dask(X) or _statistics.is_dask(Y)):
             # Never load Dask data: reduce it to the sufficient statistics chunk by chunk.
-            from .distributed import statistics
-
-            stats = statistics(self.X, self.Y)
-            self._init_statistics(*stats, self.hidden, self.gamma, stats.n)
-            return
-        X = as_matrix(self.X, "X")
-        Y = as_matrix(self.Y, "Y")
-        if X.shape[1] != Y.shape[1]:
-            raise ValueError(
-                "X and Y must have the same number of samples (columns): "
-                f"X has shape {X.shape} (d0, n), Y has shape {Y.shape} (dH, n)"
-            )
+            data = _reduce_statistics(*_statistics.dask_statistics(X, Y, {}), self.hidden,
+                                      self.gamma)
+            X = Y = None
+        elif data is None:
+            X = as_matrix(X, "X")
+            Y = as_matrix(Y, "Y")
+            check_same_samples(X.shape, Y.shape)
         hidden = as_hidden(self.hidden, "hidden")
         gamma = as_nonneg_scalar(self.gamma, "gamma")
-        with np.errstate(over="ignore", invalid="ignore"):
-            Ux, sx, Vt = svd(X)
-            r = _rank_cut(sx, X.shape)
-            U, s, Vt = Ux[:, :r], sx[:r], Vt[:r]
-            A = Y @ Vt.T
-            residual_sq = float(np.sum((Y - A @ Vt) ** 2))
-            y_norm_sq = float(np.sum(Y * Y))
-            x_norm_sq = float(np.sum(sx * sx))
-        if not (np.isfinite(y_norm_sq) and np.isfinite(x_norm_sq) and np.isfinite(residual_sq)):
-            raise ValueError("X and Y must be small enough that ||X||^2 and ||Y||^2 fit in "
-                             "float64 (rescale the data; the optimum scales as c^2 for (c Y, "
-                             "c gamma))")
-        self._set(X=X, Y=Y, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
-                  residual_sq=residual_sq, y_norm_sq=y_norm_sq)
+        if data is None:
+            data = _reduce_samples(X, Y)
+        # The one place the frozen fields are written: their validated values.
+        for name, value in (("X", X), ("Y", Y), ("hidden", hidden), ("gamma", gamma),
+                            ("_data", data)):
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_statistics(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float,
@@ -133,8 +192,8 @@ class DeepLinearProblem:
         """Build the problem from sufficient statistics instead of the samples.
 
         The optimum, the dual and the weights depend on the data only through
-        ``X X^T``, ``Y X^T`` and ``||Y||_F^2`` (MATH.md section 4), which can be accumulated
-        chunk by chunk over any number of samples.
+        ``X X^T``, ``Y X^T`` and ``||Y||_F^2`` (``docs/math.md``, the reduction), which can be
+        accumulated chunk by chunk over any number of samples.
 
         Parameters
         ----------
@@ -155,61 +214,55 @@ class DeepLinearProblem:
         so directions of X weaker than ``sqrt(eps)`` times the strongest are treated as
         absent (the price of never forming X). The problem's ``X`` and ``Y`` are ``None``.
         """
-        obj = object.__new__(cls)
-        obj._init_statistics(XXt, YXt, YY, hidden, gamma, n)
-        return obj
-
-    def _init_statistics(self, XXt: object, YXt: object, YY: object, hidden: object,
-                         gamma: object, n: object) -> None:
-        XXt = as_matrix(XXt, "XXt")
-        YXt = as_matrix(YXt, "YXt")
-        YY = as_nonneg_scalar(YY, "YY")
-        d0 = XXt.shape[0]
-        if XXt.shape != (d0, d0):
-            raise ValueError(f"XXt must be square (d0, d0), got shape {XXt.shape}")
-        if YXt.shape[1] != d0:
-            raise ValueError(
-                f"YXt must have shape (dH, d0) with d0 = {d0} from XXt, got {YXt.shape}")
-        asym = float(np.max(np.abs(XXt - XXt.T)))
-        if asym > 1e-8 * max(float(np.max(np.abs(XXt))), 1e-300):
-            raise ValueError(f"XXt must be symmetric (max |XXt - XXt^T| = {asym:.3g})")
-        if n is not None:
-            n = as_positive_int(n, "n")
-        hidden = as_hidden(hidden, "hidden")
-        gamma = as_nonneg_scalar(gamma, "gamma")
-        w, Ue = np.linalg.eigh(0.5 * (XXt + XXt.T))
-        order = np.argsort(w)[::-1]
-        w, Ue = w[order], Ue[:, order]
-        keep = w > max(float(w[0]), 0.0) * d0 * 16 * np.finfo(np.float64).eps
-        if w[0] <= 0:
-            keep[:] = False
-        if np.any(w < -1e-8 * max(float(w[0]), 1e-300)):
-            raise ValueError("XXt must be positive semidefinite (it has a negative eigenvalue)")
-        U, s = Ue[:, keep], np.sqrt(w[keep])
-        A = (YXt @ U) / s
-        a_sq = float(np.sum(A * A))
-        if a_sq > YY * (1 + 1e-8) + 1e-300:
-            raise ValueError(
-                f"statistics are inconsistent: ||Y X^T U S^-1||^2 = {a_sq:.6g} exceeds "
-                f"YY = {YY:.6g}")
-        self._set(X=None, Y=None, hidden=hidden, gamma=gamma, U=U, s=s, A=A,
-                  residual_sq=max(YY - a_sq, 0.0), y_norm_sq=YY)
-        object.__setattr__(self, "_n", n)
-
-    def _set(self, **values: object) -> None:
-        H = len(values["hidden"]) + 1
-        values.update(
-            depth=H,
-            k=min(values["hidden"]),
-            dims=(values["U"].shape[0], *values["hidden"], values["A"].shape[0]),
-            rho=values["gamma"] * H,
-        )
-        for name, value in values.items():
-            if isinstance(value, np.ndarray):
-                value.setflags(write=False)
-            object.__setattr__(self, name, value)
+        return cls(None, None, hidden, gamma,
+                   _data=_reduce_statistics(XXt, YXt, YY, n, hidden, gamma))
 
     # ------------------------------------------------------------------ derived views
+    @property
+    def U(self) -> np.ndarray:
+        """Left singular vectors of X, shape ``(d0, r)`` (read-only)."""
+        return self._data.U
+
+    @property
+    def s(self) -> np.ndarray:
+        """Non-zero singular values of X, shape ``(r,)``, non-increasing (read-only)."""
+        return self._data.s
+
+    @property
+    def A(self) -> np.ndarray:
+        """``Y V``, shape ``(dH, r)`` (read-only)."""
+        return self._data.A
+
+    @property
+    def residual_sq(self) -> float:
+        """``||Y - A V^T||_F^2``: the part of ``Y`` no linear map of ``X`` reaches."""
+        return self._data.residual_sq
+
+    @property
+    def y_norm_sq(self) -> float:
+        """``||Y||_F^2``."""
+        return self._data.y_norm_sq
+
+    @property
+    def depth(self) -> int:
+        """``H``, the number of weight matrices."""
+        return len(self.hidden) + 1
+
+    @property
+    def k(self) -> int:
+        """The bottleneck width ``min(hidden)``."""
+        return min(self.hidden)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """``(d0, d1, .., dH)``."""
+        return (self.U.shape[0], *self.hidden, self.A.shape[0])
+
+    @property
+    def rho(self) -> float:
+        """``gamma * H``."""
+        return self.gamma * self.depth
+
     @property
     def d0(self) -> int:
         """Input dimension."""
@@ -223,9 +276,7 @@ class DeepLinearProblem:
     @property
     def n(self) -> int | None:
         """Number of samples (``None`` if built from statistics without ``n``)."""
-        if self.X is None:
-            return self.__dict__.get("_n")
-        return self.X.shape[1]
+        return self._data.n
 
     @property
     def rank(self) -> int:
@@ -263,14 +314,7 @@ class DeepLinearProblem:
 
     def with_gamma(self, gamma: float) -> DeepLinearProblem:
         """The same data and widths with another ``gamma`` (reuses the SVD of X)."""
-        gamma = as_nonneg_scalar(gamma, "gamma")
-        new = object.__new__(DeepLinearProblem)
-        fields = {name: getattr(self, name) for name in
-                  ("X", "Y", "hidden", "U", "s", "A", "residual_sq", "y_norm_sq")}
-        new._set(gamma=gamma, **fields)
-        if "_n" in self.__dict__:
-            object.__setattr__(new, "_n", self.__dict__["_n"])
-        return new
+        return dataclasses.replace(self, gamma=as_nonneg_scalar(gamma, "gamma"))
 
     def check_weights(self, weights: object, name: str = "weights") -> list[np.ndarray]:
         """Validate ``[W_1, .., W_H]`` against this problem's shapes; return float64 copies."""

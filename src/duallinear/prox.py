@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._linalg import svd
+from . import _spectral
 from ._validation import as_matrix, as_nonneg_scalar, as_positive_int
 
 __all__ = [
@@ -62,12 +62,7 @@ def spectral_apply(Z: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.
     Z = as_matrix(Z, "Z", allow_empty=True)
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    return _spectral(Z, fn)
-
-
-def _spectral(Z: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    U, s, Vt = svd(Z)
-    return (U * fn(s)) @ Vt
+    return _spectral.apply(Z, fn)
 
 
 def truncated_frobenius_sq(s: np.ndarray, k: int) -> float:
@@ -95,11 +90,7 @@ def sv_project_ball(s: np.ndarray, radius: float) -> np.ndarray:
     s : ndarray, shape (n,), non-negative
     radius : float >= 0
     """
-    return _ball(_as_sv(s), as_nonneg_scalar(radius, "radius"))
-
-
-def _ball(s: np.ndarray, radius: float) -> np.ndarray:
-    return np.minimum(s, radius)
+    return _spectral.ball(_as_sv(s), as_nonneg_scalar(radius, "radius"))
 
 
 def sv_prox_nuclear(s: np.ndarray, t: float) -> np.ndarray:
@@ -110,11 +101,7 @@ def sv_prox_nuclear(s: np.ndarray, t: float) -> np.ndarray:
     s : ndarray, shape (n,), non-negative
     t : float >= 0
     """
-    return _nuclear(_as_sv(s), as_nonneg_scalar(t, "t"))
-
-
-def _nuclear(s: np.ndarray, t: float) -> np.ndarray:
-    return np.maximum(s - t, 0.0)
+    return _spectral.nuclear(_as_sv(s), as_nonneg_scalar(t, "t"))
 
 
 def sv_prox_truncated_frobenius_sq(s: np.ndarray, k: int, t: float) -> np.ndarray:
@@ -133,61 +120,7 @@ def sv_prox_truncated_frobenius_sq(s: np.ndarray, k: int, t: float) -> np.ndarra
     k : int >= 1
     t : float >= 0
     """
-    return _truncated(_as_sv(s), as_positive_int(k, "k"), as_nonneg_scalar(t, "t"))
-
-
-def _truncated(s: np.ndarray, k: int, t: float) -> np.ndarray:
-    n = s.size
-    if t == 0.0:
-        return s.copy()
-    if k >= n:
-        return s / (1.0 + t)
-    order = np.argsort(-s, kind="stable")
-    ss = s[order]
-    x = ss.copy()
-    if ss[k - 1] / (1.0 + t) >= ss[k]:
-        x[:k] /= 1.0 + t  # no tied block: shrink the top k
-    else:
-        theta = _truncated_threshold(ss, k, t)
-        top = ss >= (1.0 + t) * theta
-        x = np.where(top, ss / (1.0 + t), np.minimum(ss, theta))
-    out = np.empty_like(x)
-    out[order] = x
-    return out
-
-
-def _truncated_threshold(ss: np.ndarray, k: int, t: float) -> float:
-    """Solve ``g(theta) = k`` for sorted (non-increasing) ``ss``; see the caller."""
-    n = ss.size
-    asc = ss[::-1]
-    csum = np.concatenate(([0.0], np.cumsum(ss)))  # csum[m] = sum of the m largest
-
-    def counts(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n_top = n - np.searchsorted(asc, (1.0 + t) * theta, side="left")  # s >= (1+t) theta
-        n_gt = n - np.searchsorted(asc, theta, side="right")  # s > theta
-        return n_top, n_gt
-
-    def g(theta: np.ndarray) -> np.ndarray:
-        n_top, n_gt = counts(theta)
-        in_block = n_gt - n_top
-        sum_block = csum[n_gt] - csum[n_top]
-        return n_top + (sum_block - in_block * theta) / (t * theta)
-
-    pos = ss[ss > 0]
-    breaks = np.unique(np.concatenate((pos, pos / (1.0 + t))))  # ascending, all > 0
-    vals = g(breaks)  # non-increasing in theta
-    # Largest breakpoint where g >= k; the root lies in [breaks[i], breaks[i+1]].
-    i = int(np.searchsorted(-vals, -k, side="right")) - 1
-    i = min(max(i, 0), breaks.size - 1)
-    hi = breaks[i + 1] if i + 1 < breaks.size else 2.0 * breaks[i]
-    mid = 0.5 * (breaks[i] + hi)
-    n_top, n_gt = counts(np.array([mid]))
-    n_top, n_gt = int(n_top[0]), int(n_gt[0])
-    sum_block = csum[n_gt] - csum[n_top]
-    denom = (n_gt - n_top) + t * (k - n_top)
-    if denom <= 0 or sum_block <= 0:
-        return float(breaks[i])  # g is flat at k here: any point of the plateau is exact
-    return float(sum_block / denom)
+    return _spectral.truncated(_as_sv(s), as_positive_int(k, "k"), as_nonneg_scalar(t, "t"))
 
 
 def sv_prox_schatten_power(s: np.ndarray, p: float, t: float) -> np.ndarray:
@@ -202,7 +135,7 @@ def sv_prox_schatten_power(s: np.ndarray, p: float, t: float) -> np.ndarray:
     p : float >= 1
     t : float >= 0
     """
-    return _schatten(_as_sv(s), _as_power(p), as_nonneg_scalar(t, "t"))
+    return _spectral.schatten(_as_sv(s), _as_power(p), as_nonneg_scalar(t, "t"))
 
 
 def _as_power(p: object) -> float:
@@ -210,35 +143,6 @@ def _as_power(p: object) -> float:
     if p < 1.0:
         raise ValueError(f"p must be >= 1 (the Schatten-p power is non-convex below 1), got {p}")
     return p
-
-
-def _schatten(s: np.ndarray, p: float, t: float) -> np.ndarray:
-    if t == 0.0:
-        return s.copy()
-    if p == 1.0:
-        return np.maximum(s - t, 0.0)
-    if p == 2.0:
-        return s / (1.0 + 2.0 * t)
-    lo = np.zeros_like(s)
-    hi = s.copy()
-    x = s / (1.0 + t * p * np.maximum(s, 1e-300) ** (p - 2.0)) if p > 2 else 0.5 * s
-    x = np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0), lo, hi)
-    scale = max(float(np.max(s, initial=0.0)), 1e-300)
-    for _ in range(200):
-        phi = x + t * p * x ** (p - 1.0) - s
-        lo = np.where(phi <= 0, x, lo)
-        hi = np.where(phi >= 0, x, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dphi = 1.0 + t * p * (p - 1.0) * x ** (p - 2.0)
-            newton = x - phi / dphi
-        bisect = 0.5 * (lo + hi)
-        ok = np.isfinite(newton) & (newton > lo) & (newton < hi)
-        x_new = np.where(ok, newton, bisect)
-        if np.max(np.abs(x_new - x), initial=0.0) <= 4e-16 * scale:
-            x = x_new
-            break
-        x = x_new
-    return x
 
 
 # ------------------------------------------------------------------ matrix operators
@@ -252,7 +156,7 @@ def project_spectral_ball(Z: np.ndarray, radius: float) -> np.ndarray:
     """
     Z = as_matrix(Z, "Z", allow_empty=True)
     radius = as_nonneg_scalar(radius, "radius")
-    return _spectral(Z, lambda s: _ball(s, radius))
+    return _spectral.apply(Z, lambda s: _spectral.ball(s, radius))
 
 
 def prox_nuclear(Z: np.ndarray, t: float) -> np.ndarray:
@@ -265,7 +169,7 @@ def prox_nuclear(Z: np.ndarray, t: float) -> np.ndarray:
     """
     Z = as_matrix(Z, "Z", allow_empty=True)
     t = as_nonneg_scalar(t, "t")
-    return _spectral(Z, lambda s: _nuclear(s, t))
+    return _spectral.apply(Z, lambda s: _spectral.nuclear(s, t))
 
 
 def prox_truncated_frobenius_sq(Z: np.ndarray, k: int, t: float) -> np.ndarray:
@@ -281,7 +185,7 @@ def prox_truncated_frobenius_sq(Z: np.ndarray, k: int, t: float) -> np.ndarray:
     Z = as_matrix(Z, "Z", allow_empty=True)
     k = as_positive_int(k, "k")
     t = as_nonneg_scalar(t, "t")
-    return _spectral(Z, lambda s: _truncated(s, k, t))
+    return _spectral.apply(Z, lambda s: _spectral.truncated(s, k, t))
 
 
 def prox_schatten_power(Z: np.ndarray, p: float, t: float) -> np.ndarray:
@@ -298,4 +202,4 @@ def prox_schatten_power(Z: np.ndarray, p: float, t: float) -> np.ndarray:
     Z = as_matrix(Z, "Z", allow_empty=True)
     p = _as_power(p)
     t = as_nonneg_scalar(t, "t")
-    return _spectral(Z, lambda s: _schatten(s, p, t))
+    return _spectral.apply(Z, lambda s: _spectral.schatten(s, p, t))

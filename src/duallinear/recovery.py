@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._dr import DRSettings
 from ._linalg import LeadingSVD, svd, svd_of_product, top_triplets
-from ._threads import SINGLE_THREAD_MAX_DIM, one_blas_thread
+from ._reduced import numerical_rank, pruned_ranks
+from ._threads import one_blas_thread_for
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
-from .certificates import closed_form, relative_gap
-from .dual import PARTIAL_MIN_DIM
+from .certificates import check_dual, closed_form, relative_gap
 from .primal import objective, solve_primal
 from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, DualResult, RecoveryWarning
@@ -95,7 +96,7 @@ def _balanced(M: np.ndarray, dims: tuple[int, ...], rank: int | None = None,
     """Balanced factors of ``M``; ``factors`` is its SVD if already computed."""
     P, m, Qt = factors if factors is not None else svd(M)
     if rank is None:
-        rank = _numerical_rank(m, M.shape)
+        rank = numerical_rank(m, M.shape)
     return _from_factors(P, m, Qt, dims, rank)
 
 
@@ -107,12 +108,6 @@ def _from_factors(P: np.ndarray, m: np.ndarray, Qt: np.ndarray, dims: tuple[int,
         raise ValueError(f"M has rank {rank}, more than the bottleneck width {min(dims[1:-1])}")
     root = m[:rank] ** (1.0 / H)
     return _pad_layers(dims, rank, P[:, :rank] * root, root[:, None] * Qt[:rank], root)
-
-
-def _numerical_rank(m: np.ndarray, shape: tuple[int, int]) -> int:
-    if m.size == 0 or m[0] <= 0:
-        return 0
-    return int(np.sum(m > m[0] * max(shape) * np.finfo(np.float64).eps))
 
 
 def _pad_layers(dims: tuple[int, ...], rank: int, last: np.ndarray, first: np.ndarray,
@@ -133,7 +128,7 @@ def _pad_layers(dims: tuple[int, ...], rank: int, last: np.ndarray, first: np.nd
 
 
 def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
-            polish: bool = True) -> Recovery:
+            polish: bool = True, partial_svd: bool | None = None) -> Recovery:
     """Rebuild weights from ``dual`` and certify them against ``dual.value``.
 
     Parameters
@@ -145,6 +140,10 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
         Relative certified gap below which the plain truncation is accepted.
     polish : bool
         If the gap exceeds ``tol``, polish the weights by L-BFGS started from them.
+    partial_svd : bool, optional
+        Take the truncation from leading singular triplets instead of a full SVD; ``None``
+        (default) does so from the same size as :func:`~duallinear.solve_dual`
+        (``min(dH, rank X) >= 1500``).
 
     Returns
     -------
@@ -155,18 +154,13 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     Runs BLAS on one thread while ``min(dH, rank X) < 1000``, like :func:`solve_dual`.
     """
     check_problem(problem)
-    if not isinstance(dual, DualResult):
-        raise TypeError(f"dual must be a DualResult from solve_dual, got {type(dual).__name__}")
-    if dual.Gamma.shape != problem.A.shape or dual.Lambda.shape != (problem.dH, problem.d0):
-        raise ValueError(
-            f"dual does not belong to this problem: its Lambda has shape {dual.Lambda.shape}, "
-            f"expected {(problem.dH, problem.d0)}"
-        )
+    check_dual(problem, dual)
     tol = as_nonneg_scalar(tol, "tol")
     if not isinstance(polish, (bool, np.bool_)):
         raise TypeError(f"polish must be a bool, got {type(polish).__name__}")
-    with one_blas_thread(min(problem.A.shape) < SINGLE_THREAD_MAX_DIM):
-        weights, value, rel, repaired, message = _rebuild(problem, dual, tol, polish)
+    partial = DRSettings(partial_svd=partial_svd).uses_partial(min(problem.A.shape))
+    with one_blas_thread_for(problem.A.shape):
+        weights, value, rel, repaired, message = _rebuild(problem, dual, tol, polish, partial)
     certified = rel <= tol
     if not certified:
         warnings.warn(
@@ -176,13 +170,13 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
                     repaired=repaired, certified=certified, message=message)
 
 
-def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: bool
-             ) -> tuple[list[np.ndarray], float, float, bool, str]:
+def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: bool,
+             partial: bool) -> tuple[list[np.ndarray], float, float, bool, str]:
     """Weights from the truncation of ``A - Gamma`` (polished if their gap exceeds ``tol``),
     their objective value, relative gap, whether they were polished, and a message."""
     if problem.rank:
-        Nfac = _truncation(problem, dual.Gamma)  # N = trunc_k(A - Gamma), factored
-        Mfac = _factors_of_M(problem, *Nfac)
+        Nfac = truncation(problem, dual.Gamma, partial)  # N = trunc_k(A - Gamma), factored
+        Mfac = factors_of_M(problem, *Nfac)
     else:
         Mfac = (np.zeros((problem.dH, 0)), np.zeros(0), np.zeros((0, problem.d0)))
     weights, value = _best_pruned(problem, Mfac)
@@ -202,7 +196,7 @@ def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: b
         # for whitened X the optimal N is known (MATH.md section 6).
         U, m, Vt = svd(closed_form(problem)[1])
         exact, exact_value = _best_pruned(
-            problem, _factors_of_M(problem, U[:, :problem.k], m[:problem.k], Vt[:problem.k]))
+            problem, factors_of_M(problem, U[:, :problem.k], m[:problem.k], Vt[:problem.k]))
         if exact_value < value:
             weights, value = exact, exact_value
             rel, repaired = relative_gap(value, dual.value, problem.zero_value), True
@@ -225,21 +219,19 @@ def _factors_of_N(problem: DeepLinearProblem, P: np.ndarray, m: np.ndarray,
     formed without cancellation: ``W_H = [P m^(1/2), 0]``, identities in between,
     ``W_1 = [m^(1/2) Q^T diag(s)^-1 U^T; 0]``.
     """
-    rank = min(_numerical_rank(m, (P.shape[0], Qt.shape[1])), problem.k)
+    rank = min(numerical_rank(m, (P.shape[0], Qt.shape[1])), problem.k)
     root = np.sqrt(m[:rank])
     first = (root[:, None] * Qt[:rank] / problem.s) @ problem.U.T
     return _pad_layers(problem.dims, rank, P[:, :rank] * root, first, np.ones(rank))
 
 
-def _truncation(problem: DeepLinearProblem, Gamma: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k singular triplets of ``A - Gamma`` (leading triplets only on large problems)."""
-    B = problem.A - Gamma
-    return top_triplets(B, problem.k,
-                        LeadingSVD() if min(B.shape) >= PARTIAL_MIN_DIM else None)
+def truncation(problem: DeepLinearProblem, Gamma: np.ndarray, partial: bool
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k singular triplets of ``A - Gamma`` (from leading triplets if ``partial``)."""
+    return top_triplets(problem.A - Gamma, problem.k, LeadingSVD() if partial else None)
 
 
-def _factors_of_M(problem: DeepLinearProblem, Uk: np.ndarray, sk: np.ndarray,
+def factors_of_M(problem: DeepLinearProblem, Uk: np.ndarray, sk: np.ndarray,
                   Vtk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thin SVD of ``M = Uk diag(sk) Vtk diag(s)^-1 U^T`` (rank <= k) from its factors.
 
@@ -259,8 +251,7 @@ def _best_pruned(problem: DeepLinearProblem, factors: tuple[np.ndarray, np.ndarr
     network is always a candidate.
     """
     m = factors[1]
-    ranks = {_numerical_rank(m, (problem.dH, problem.d0)), 0} | {
-        int(np.sum(m > m[0] * rel)) for rel in (1e-10, 1e-8, 1e-6) if m.size and m[0] > 0}
+    ranks = {numerical_rank(m, (problem.dH, problem.d0)), 0} | pruned_ranks(m)
     best: tuple[list[np.ndarray], float] | None = None
     for rank in sorted(ranks, reverse=True):
         weights = _from_factors(*factors, problem.dims, min(rank, problem.k))
@@ -272,10 +263,10 @@ def _best_pruned(problem: DeepLinearProblem, factors: tuple[np.ndarray, np.ndarr
 
 
 def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
-                    polish: bool = True) -> list[np.ndarray]:
+                    polish: bool = True, partial_svd: bool | None = None) -> list[np.ndarray]:
     """Optimal weights ``[W_1, .., W_H]`` rebuilt from a dual solution (see :func:`recover`).
 
     Shapes are exactly ``(d_i, d_{i-1})``; the factors are balanced. A
     :class:`~duallinear.RecoveryWarning` is raised if they cannot be certified to ``tol``.
     """
-    return recover(problem, dual, tol=tol, polish=polish).weights
+    return recover(problem, dual, tol=tol, polish=polish, partial_svd=partial_svd).weights

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ConvergenceWarning", "RecoveryWarning", "PrimalResult", "DualResult"]
+__all__ = ["ConvergenceWarning", "RecoveryWarning", "PrimalResult", "DualResult",
+           "DualDiagnostics"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -64,6 +65,38 @@ class PrimalResult:
     seed: int | None = None
 
 
+@dataclass(frozen=True)
+class DualDiagnostics:
+    """What a Douglas-Rachford solve did, as numbers (``DualResult.diagnostics``).
+
+    Attributes
+    ----------
+    refine_attempts : int
+        Primal refinements tried (general X, ``primal_refine=True``).
+    refine_evaluations : int
+        Objective-and-gradient evaluations those refinements took.
+    refine_route : str
+        ``""`` unless the certificate came from a refinement; then ``"rank_k"`` (the factored
+        rank-k problem) or ``"low_rank"`` (the rank bound inactive: the convex problem).
+    partial_svd : bool
+        Whether the proximal maps tried leading singular triplets first.
+    maps_leading, maps_gram, maps_svd : int
+        Spectral maps computed from leading triplets, through an eigendecomposition of the
+        Gram matrix, and by a full SVD (general X).
+    schedule_pairs : int
+        (step, scaling) pairs of the DR schedule used: 1 plus the restarts after stalls.
+    """
+
+    refine_attempts: int = 0
+    refine_evaluations: int = 0
+    refine_route: str = ""
+    partial_svd: bool = False
+    maps_leading: int = 0
+    maps_gram: int = 0
+    maps_svd: int = 0
+    schedule_pairs: int = 0
+
+
 @dataclass(frozen=True, eq=False)
 class DualResult:
     """Outcome of :func:`duallinear.solve_dual`.
@@ -102,6 +135,8 @@ class DualResult:
         triplets (``solve_dual(partial_svd=...)``) a check first estimates the gap from the
         triplets and certifies only when the estimate meets ``tol``: entries above ``tol``
         may be estimates; ``relative_gap`` is always certified. Empty for CVXPY.
+    diagnostics : DualDiagnostics
+        Counts of what the DR solver did (all zero for CVXPY and the closed-form cases).
     """
 
     method: str
@@ -117,3 +152,4 @@ class DualResult:
     status: str = ""
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    diagnostics: DualDiagnostics = field(default_factory=DualDiagnostics)

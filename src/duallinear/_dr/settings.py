@@ -1,0 +1,206 @@
+"""Every tuned knob of the dual solvers, as data (frozen, validated at construction).
+
+Each default carries the measurement behind it. Pass your own through
+``solve_dual(problem, settings=DRSettings(...))`` (or ``SDPSettings`` for ``"cvxpy"``);
+``dataclasses.replace`` derives variants.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+__all__ = ["DRSettings", "SDPSettings"]
+
+
+def _positive(value: object, name: str, *, integer: bool = False, zero: bool = False) -> None:
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be {'an integer' if integer else 'a real number'}, "
+                        f"got {value!r}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{name} must be {'>= 0' if zero else '> 0'} and finite, "
+                         f"got {value!r}")
+
+
+def _flag(value: object, name: str, *, none: bool = False) -> None:
+    if value is None and none:
+        return
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True{', False or None' if none else ' or False'}, "
+                        f"got {value!r}")
+
+
+@dataclass(frozen=True)
+class DRSettings:
+    """Settings of the Douglas-Rachford dual solver (``solve_dual(method="dr")``).
+
+    Examples
+    --------
+    >>> from duallinear import DRSettings
+    >>> DRSettings(primal_refine=False, check_every=10).check_every
+    10
+    """
+
+    #: DR step ``t`` in normalised units; None: 1 on whitened X, else from ``schedule``.
+    step: float | None = None
+    #: Over-relaxation ``lam`` in (0, 2).
+    relaxation: float = 1.5
+    #: Leading singular triplets instead of full SVDs inside the general-X iteration; None:
+    #: from ``min(dH, rank X) >= partial_min_dim``.
+    partial_svd: bool | None = None
+    #: Try a certificate through a local primal refinement at the iterations ``refine_at``.
+    primal_refine: bool = True
+
+    #: (step t, c) pairs tried in turn on general X while the previous one stalls; the graph
+    #: scaling is ``w = c / rho`` (normalised units), which puts the ball at radius ``c``.
+    #: Chosen from a grid over t in {0.3, 1, 3}, c in {0.03, 0.1, 0.3} on Gaussian,
+    #: rank-deficient and ill-conditioned X (condition numbers to 1e6) and the fuzzer's cases:
+    #: (1, 0.1) converged on all of them within 145 iterations.
+    schedule: tuple[tuple[float, float], ...] = (
+        (1.0, 0.1), (0.3, 0.03), (3.0, 0.3), (3.0, 0.1), (1.0, 0.3), (0.3, 0.1))
+    #: The general-X iteration checks its certificate every this many iterations (and at
+    #: ``max_iter``); a check costs about one iteration.
+    check_every: int = 5
+    #: Iterations without halving the best certified gap after which a (t, w) pair counts
+    #: as stalled and the next one restarts from the best point.
+    stall_window: int = 150
+    #: Relative fixed-point residual below which the iterate has converged to rounding
+    #: level: if the certified gap then stops improving, more iterations cannot close it (the
+    #: truncation is ambiguous - tied singular values at k - or the duality gap is real).
+    stall_residual: float = 1e-13
+    #: A converged iterate whose certified gap exceeds ``stall_far * tol`` stops the run at
+    #: once (a duality gap); closer to ``tol`` the remaining (t, w) pairs are tried first.
+    #: Measured on 11 instances with a duality gap: the other pairs found the same dual
+    #: value to 10 digits after 2-5x more iterations.
+    stall_far: float = 1e3
+    #: Residual at which the iteration stops outright (nothing left to move).
+    residual_floor: float = 1e-16
+    #: An Anderson step whose residual exceeds this multiple of the best so far is undone
+    #: (the plain iterate is taken instead and the memory cleared).
+    fallback_ratio: float = 2.0
+
+    #: Anderson memory on general X, and on iterates of more than ``anderson_large``
+    #: entries: there the buffers' memory traffic outweighs the saved iterations (measured at
+    #: d = 1000 and 2000: memory 5 was 1.5x faster than 10 for the same iterations).
+    anderson_memory: int = 10
+    anderson_memory_large: int = 5
+    anderson_large: int = 2**20
+
+    #: With ``partial_svd=None`` the general-X solver works with leading singular triplets
+    #: once ``min(dH, r)`` reaches this size. Measured with the primal refinement certifying
+    #: at the 2nd iteration (benchmarks/wide.py, rank-20 targets, one BLAS thread), full SVDs
+    #: against leading triplets: 0.36 s vs 0.48 s at d = 600, 1.24 vs 1.61 at 1000, 4.07 vs
+    #: 3.79 at 1500, 11.6 vs 7.3 at 2000.
+    partial_min_dim: int = 1500
+    #: Largest block of leading triplets, as a fraction of ``min(dH, r)``, before a proximal
+    #: map falls back to a full SVD (beyond it subspace iteration costs more than LAPACK).
+    partial_max_fraction: float = 0.25
+    #: With leading triplets a check first estimates the gap from them, until the triplets
+    #: have failed this many times in a row (the estimate would then cost extra).
+    estimate_max_failures: int = 3
+    #: Smallest ``min(dH, r)`` at which the general-X maps use an eigendecomposition of the
+    #: Gram matrix instead of a full SVD (about half the cost at d = 200; per-call overhead
+    #: dominates on small matrices).
+    gram_min_dim: int = 64
+
+    #: Iterations at which the primal refinement is tried (general X), until one succeeds.
+    #: Measured at d = 100 and 200 (Gaussian X, 9 instances): from the 2nd iterate it
+    #: certified all but one square instance (which certified from the 10th), where DR alone
+    #: needs 105-140 iterations for 1e-10.
+    refine_at: tuple[int, ...] = (2, 10, 70)
+    #: The refinement's preconditioner treats the curvature of entry (j, i) of R as
+    #: ``refine_curvature * s_j^2 m_i + rho`` (m: the start's singular values). Measured on
+    #: the 9 instances: 0.3-1 best, about 40 evaluations at d = 100 where a scale per row
+    #: needed 50-75 and none 80-250.
+    refine_curvature: float = 0.5
+    #: The refinement's L-BFGS stops on these relative decreases in turn (warm-started)
+    #: until its point is certified: the loose stop suffices on most Gaussian X (about 150
+    #: evaluations -> 100 at d = 200), the second is rounding level.
+    refine_ftol: tuple[float, ...] = (1e-13, 1e-16)
+    #: Gradient tolerance and evaluation cap of each refinement L-BFGS run, and its memory.
+    refine_gtol: float = 1e-9
+    refine_max_eval: int = 3000
+    refine_memory: int = 5
+    #: A refined ``M`` whose smallest singular values fall below this fraction of the
+    #: largest is taken to have lower rank than k (the rank bound inactive). On the survey's
+    #: structured instances any value from 1e-6 to 1e-2 gave the same results.
+    refine_drop: float = 1e-4
+    #: Gradient-only quasi-Newton steps after the low-rank route's L-BFGS: its dual point
+    #: ``A - N`` moves to first order with ``N``, and values alone resolve ``N`` only to about
+    #: sqrt(eps). Measured: certified gaps 1e-9..1e-11 without, 1e-13..1e-16 with. (On the
+    #: main route the same steps bought digits that were not needed, for 10-30% time.)
+    refine_polish: int = 30
+
+    def __post_init__(self) -> None:
+        if self.step is not None:
+            _positive(self.step, "step")
+        _positive(self.relaxation, "relaxation")
+        if not 0.0 < self.relaxation < 2.0:
+            raise ValueError(f"relaxation must lie in (0, 2), got {self.relaxation}")
+        _flag(self.partial_svd, "partial_svd", none=True)
+        _flag(self.primal_refine, "primal_refine")
+        if not isinstance(self.schedule, tuple) or not self.schedule:
+            raise TypeError("schedule must be a non-empty tuple of (step, c) pairs, got "
+                            f"{self.schedule!r}")
+        for i, pair in enumerate(self.schedule):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise TypeError(f"schedule[{i}] must be a pair (step, c), got {pair!r}")
+            _positive(pair[0], f"schedule[{i}][0] (step)")
+            _positive(pair[1], f"schedule[{i}][1] (c)")
+        for name in ("check_every", "stall_window", "anderson_memory", "anderson_memory_large",
+                     "anderson_large", "partial_min_dim", "estimate_max_failures",
+                     "gram_min_dim", "refine_max_eval", "refine_memory"):
+            _positive(getattr(self, name), name, integer=True)
+        _positive(self.refine_polish, "refine_polish", integer=True, zero=True)
+        for name in ("stall_residual", "stall_far", "fallback_ratio", "partial_max_fraction",
+                     "refine_curvature", "refine_drop"):
+            _positive(getattr(self, name), name)
+        for name in ("residual_floor", "refine_gtol"):
+            _positive(getattr(self, name), name, zero=True)
+        if not isinstance(self.refine_at, tuple):
+            raise TypeError(f"refine_at must be a tuple of iterations, got {self.refine_at!r}")
+        for i, it in enumerate(self.refine_at):
+            _positive(it, f"refine_at[{i}]", integer=True)
+        if not isinstance(self.refine_ftol, tuple) or not self.refine_ftol:
+            raise TypeError(f"refine_ftol must be a non-empty tuple, got {self.refine_ftol!r}")
+        for i, ftol in enumerate(self.refine_ftol):
+            _positive(ftol, f"refine_ftol[{i}]", zero=True)
+
+    def anderson_memory_for(self, size: int) -> int:
+        """Anderson memory for an iterate of ``size`` entries."""
+        return self.anderson_memory if size <= self.anderson_large else self.anderson_memory_large
+
+    def uses_partial(self, min_dim: int) -> bool:
+        """Whether leading triplets replace full SVDs for ``min(dH, r) = min_dim``."""
+        return bool(self.partial_svd) if self.partial_svd is not None else (
+            min_dim >= self.partial_min_dim)
+
+
+@dataclass(frozen=True)
+class SDPSettings:
+    """Settings of the CVXPY reference path (``solve_dual(method="cvxpy")``)."""
+
+    #: CVXPY solver name.
+    solver: str = "SCS"
+    #: Extra keyword arguments for ``cvxpy.Problem.solve``.
+    solver_options: dict = field(default_factory=dict)
+    #: Certified relative gap a CVXPY answer must reach (besides the solver's "optimal"
+    #: status) to count as converged; SCS typically certifies 1e-9 to 1e-11 here.
+    certified: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.solver, str):
+            raise TypeError("solver must be a CVXPY solver name (str), got "
+                            f"{type(self.solver).__name__}")
+        if not isinstance(self.solver_options, dict):
+            raise TypeError("solver_options must be a dict, got "
+                            f"{type(self.solver_options).__name__}")
+        _positive(self.certified, "certified")
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """Names of a settings class's fields."""
+    return tuple(f.name for f in fields(cls))
