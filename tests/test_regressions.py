@@ -296,3 +296,26 @@ def test_cvxpy_optimal_but_inaccurate_is_flagged() -> None:
         assert sum(issubclass(w.category, dl.ConvergenceWarning) for w in caught) == 1
     else:  # a future SCS that solves it accurately
         assert cvx.converged and cvx.value == pytest.approx(exact, rel=1e-6)
+
+
+def test_cvxpy_inaccurate_but_certified_counts_as_converged() -> None:
+    # SCS 3.3.1 answers "optimal_inaccurate" on this gamma = 0, cond(X) = 1e3 case (a test of
+    # reduced-rank regression), at a point whose certificate is 1.6e-16: the certificate, not
+    # the solver's word, decides; the value must match reduced-rank regression.
+    from cases import Case, reduced_rank_value
+
+    X, Y, _ = Case("ill_conditioned", 7, 5, 15, (2, 2), seed=5).data()
+    problem = dl.DeepLinearProblem(X, Y, (2, 2), 0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cvx = dl.solve_dual(problem, method="cvxpy")
+    assert cvx.status in ("optimal", "optimal_inaccurate"), cvx.message
+    assert cvx.converged == (cvx.relative_gap <= 1e-6), cvx.message
+    assert sum(issubclass(w.category, dl.ConvergenceWarning) for w in caught) == (
+        0 if cvx.converged else 1)
+    expected = reduced_rank_value(X, Y, problem.k)
+    assert cvx.value <= expected * (1 + 1e-12)
+    if cvx.converged:
+        assert cvx.value == pytest.approx(expected, rel=1e-6)
+        if cvx.status != "optimal":
+            assert "inaccurate" in cvx.message
