@@ -48,6 +48,15 @@ def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> problem = dl.DeepLinearProblem(rng.standard_normal((4, 10)), rng.standard_normal((3, 10)),
+    ...                                hidden=(2,), gamma=0.1)
+    >>> bool(dl.dual_value(problem, np.zeros((3, 4))) <= problem.zero_value)  # weak duality
+    True
     """
     check_problem(problem)
     Lambda = as_matrix(Lambda, "Lambda", allow_empty=True)
@@ -74,6 +83,17 @@ def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
         ``[W_1, .., W_H]``, shapes ``(d_i, d_{i-1})``.
     dual : DualResult
         From :func:`duallinear.solve_dual` on the same problem.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> problem = dl.DeepLinearProblem(rng.standard_normal((4, 10)), rng.standard_normal((3, 10)),
+    ...                                hidden=(2,), gamma=0.1)
+    >>> dual = dl.solve_dual(problem)
+    >>> gap = dl.duality_gap(problem, dl.recover_weights(problem, dual), dual)
+    >>> bool(gap <= 1e-9 * problem.zero_value)
+    True
     """
     check_problem(problem)
     check_dual(problem, dual)
@@ -112,6 +132,14 @@ def closed_form(problem: DeepLinearProblem) -> ClosedForm:
     ------
     ValueError
         If X is not whitened (its non-zero singular values differ).
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> Y = np.diag([3.0, 2.0, 0.5])
+    >>> problem = dl.DeepLinearProblem(np.eye(3), Y, hidden=(2,), gamma=0.5)  # t = rho = 1
+    >>> float(dl.closed_form(problem).value)  # (3 - 1/2) + (2 - 1/2) + 0.5^2 / 2
+    4.125
     """
     check_problem(problem)
     if not problem.is_whitened:

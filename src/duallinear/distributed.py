@@ -127,6 +127,15 @@ def statistics_from_chunks(chunks: Iterable[tuple[Any, Any]]) -> Statistics:
     -------
     Statistics
         The same as :func:`statistics` on the concatenated data, with ``.n = sum n_i``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from duallinear.distributed import statistics_from_chunks
+    >>> X, Y = np.ones((2, 6)), np.ones((1, 6))
+    >>> stats = statistics_from_chunks((X[:, i:i + 2], Y[:, i:i + 2]) for i in range(0, 6, 2))
+    >>> stats.n, float(stats.YY)
+    (6, 6.0)
     """
     return Statistics(*_statistics.of_chunks(chunks))
 

@@ -77,6 +77,16 @@ def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
     -------
     float
         ``1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> problem = dl.DeepLinearProblem(rng.standard_normal((4, 10)), rng.standard_normal((3, 10)),
+    ...                                hidden=(2,), gamma=0.1)
+    >>> weights = [np.zeros((2, 4)), np.zeros((3, 2))]
+    >>> bool(np.isclose(dl.objective(problem, weights), problem.zero_value))  # zero network
+    True
     """
     check_problem(problem)
     weights = problem.check_weights(weights)
@@ -86,7 +96,16 @@ def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
 
 
 def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.ndarray]:
-    """Exact gradient of objective (4): one array per layer, shapes as ``weights``."""
+    """Exact gradient of objective (4): one array per layer, shapes as ``weights``.
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> problem = dl.DeepLinearProblem(rng.standard_normal((4, 10)), rng.standard_normal((3, 10)),
+    ...                                hidden=(2,), gamma=0.1)
+    >>> [g.shape for g in dl.gradient(problem, [np.ones((2, 4)), np.ones((3, 2))])]
+    [(2, 4), (3, 2)]
+    """
     check_problem(problem)
     weights = problem.check_weights(weights)
     _, grads = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma, 0.0)
@@ -259,6 +278,16 @@ def solve_primal(
     Returns
     -------
     PrimalResult
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> problem = dl.DeepLinearProblem(rng.standard_normal((4, 10)), rng.standard_normal((3, 10)),
+    ...                                hidden=(2,), gamma=0.1)
+    >>> primal = dl.solve_primal(problem, restarts=3, seed=0)
+    >>> primal.values.shape, bool(primal.value <= problem.zero_value)
+    ((3,), True)
     """
     check_problem(problem)
     restarts = as_positive_int(restarts, "restarts")

@@ -119,6 +119,13 @@ def sv_prox_truncated_frobenius_sq(s: np.ndarray, k: int, t: float) -> np.ndarra
     s : ndarray, shape (n,), non-negative, any order
     k : int >= 1
     t : float >= 0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from duallinear.prox import sv_prox_truncated_frobenius_sq
+    >>> sv_prox_truncated_frobenius_sq(np.array([4.0, 1.0]), k=1, t=1.0)  # shrink the top 1
+    array([2., 1.])
     """
     return _spectral.truncated(_as_sv(s), as_positive_int(k, "k"), as_nonneg_scalar(t, "t"))
 
@@ -166,6 +173,14 @@ def prox_nuclear(Z: np.ndarray, t: float) -> np.ndarray:
     ----------
     Z : ndarray, shape (m, n)
     t : float >= 0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from duallinear.prox import prox_nuclear
+    >>> prox_nuclear(np.diag([3.0, 0.5]), 1.0)
+    array([[2., 0.],
+           [0., 0.]])
     """
     Z = as_matrix(Z, "Z", allow_empty=True)
     t = as_nonneg_scalar(t, "t")

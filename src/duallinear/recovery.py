@@ -78,6 +78,14 @@ def balanced_factors(M: np.ndarray, dims: tuple[int, ...]) -> list[np.ndarray]:
     ------
     ValueError
         If ``M`` has the wrong shape or its rank exceeds the bottleneck ``min(dims[1:-1])``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from duallinear import balanced_factors
+    >>> W = balanced_factors(np.diag([8.0, 1.0]), (2, 2, 2, 2))  # H = 3 layers
+    >>> np.round(np.linalg.svd(W[1], compute_uv=False), 12)
+    array([2., 1.])
     """
     M = as_matrix(M, "M", allow_empty=True)
     dims = as_hidden(dims, "dims")
@@ -152,6 +160,16 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     Notes
     -----
     Runs BLAS on one thread while ``min(dH, rank X) < 1000``, like :func:`solve_dual`.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> problem = dl.DeepLinearProblem(rng.standard_normal((4, 10)), rng.standard_normal((3, 10)),
+    ...                                hidden=(2,), gamma=0.1)
+    >>> rec = dl.recover(problem, dl.solve_dual(problem))
+    >>> rec.certified, [W.shape for W in rec.weights]
+    (True, [(2, 4), (3, 2)])
     """
     check_problem(problem)
     check_dual(problem, dual)
@@ -268,5 +286,14 @@ def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float 
 
     Shapes are exactly ``(d_i, d_{i-1})``; the factors are balanced. A
     :class:`~duallinear.RecoveryWarning` is raised if they cannot be certified to ``tol``.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> problem = dl.DeepLinearProblem(rng.standard_normal((4, 10)), rng.standard_normal((3, 10)),
+    ...                                hidden=(2,), gamma=0.1)
+    >>> [W.shape for W in dl.recover_weights(problem, dl.solve_dual(problem))]
+    [(2, 4), (3, 2)]
     """
     return recover(problem, dual, tol=tol, polish=polish, partial_svd=partial_svd).weights
