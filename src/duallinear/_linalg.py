@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-__all__ = ["svd", "svdvals", "SVDFailure", "LeadingSVD", "gram_spectral_change",
+__all__ = ["frobenius", "svd", "svdvals", "SVDFailure", "LeadingSVD", "gram_spectral_change",
            "svd_of_product", "top_triplets"]
 
 
@@ -75,6 +75,15 @@ def _svd_by_eigh(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if transpose:
         return V, s * scale, Q.T
     return Q, s * scale, V.T
+
+
+def frobenius(Z: np.ndarray) -> float:
+    """``||Z||_F`` computed on ``Z / max|Z|``: no overflow or underflow of the squares."""
+    scale = float(np.max(np.abs(Z))) if Z.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
+    W = Z / scale
+    return scale * float(np.sqrt(np.vdot(W, W)))
 
 
 def svdvals(Z: np.ndarray) -> np.ndarray:

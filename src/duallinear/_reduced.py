@@ -142,7 +142,8 @@ def truncation_value(A: np.ndarray, Uk: np.ndarray, sk: np.ndarray, Vtk: np.ndar
     if rho == 0.0 or not Rk.size:
         return upper
     Z, mu, Wt = svd(Rk / s)  # M = (Uk Z) diag(mu) Wt
-    best = upper + rho * float(np.sum(mu))
+    nuclear = float(np.sum(mu))
+    best = upper + (rho * nuclear if nuclear else 0.0)  # (rho may be inf: zero network)
     for rank in sorted(pruned_ranks(mu) - {mu.size}, reverse=True):
         N = ((Uk @ Z[:, :rank]) * mu[:rank]) @ (Wt[:rank] * s)
         value = (0.5 * float(np.sum((N - A) ** 2)) + 0.5 * residual_sq
@@ -188,10 +189,12 @@ class Reduced:
         """From a :class:`~duallinear.DeepLinearProblem` (which imports this module, hence
         not named in the annotation)."""
         a, b = problem.scales
-        return cls(A=problem.A / a, s=problem.s / b, rho=problem.rho / (a * b),
-                   gamma=problem.gamma / (a * b), k=problem.k,
-                   residual_sq=problem.residual_sq / a**2,
-                   zero_value=problem.zero_value / a**2, a=a, b=b)
+        # Divided in turn and squared after scaling: products and squares of the user's
+        # scales can leave the range of float64 where the normalised values do not.
+        return cls(A=problem.A / a, s=problem.s / b, rho=problem.rho / a / b,
+                   gamma=problem.gamma / a / b, k=problem.k,
+                   residual_sq=(problem.residual / a) ** 2,
+                   zero_value=0.5 * (problem.y_norm / a) ** 2, a=a, b=b)
 
     def gap(self, upper: float, lower: float) -> float:
         """:func:`relative_gap` in these units."""
@@ -247,9 +250,10 @@ class Reduced:
         if self.A.size == 0:
             return True
         AS = self.A * self.s
-        # Free lower bounds on ||AS||_op first: its largest column and row norms.
-        if max(float(np.max(np.einsum("ij,ij->j", AS, AS))),
-               float(np.max(np.einsum("ij,ij->i", AS, AS)))) > self.rho**2:
+        # Free lower bounds on ||AS||_op first: its largest column and row norms (compared
+        # unsquared: rho may be huge).
+        if np.sqrt(max(float(np.max(np.einsum("ij,ij->j", AS, AS))),
+                       float(np.max(np.einsum("ij,ij->i", AS, AS))))) > self.rho:
             return False
         if partial:
             top = LeadingSVD(rtol=1e-6, values_only=True, max_steps=10)(AS, lambda sv: 1)

@@ -21,6 +21,10 @@ __all__ = [
 ]
 
 
+#: Largest layer width accepted (an index that fits in 32 bits; far beyond memory anyway).
+MAX_WIDTH = 2**31 - 1
+
+
 def _describe(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"array of dtype {value.dtype} and shape {value.shape}"
@@ -42,6 +46,10 @@ def as_matrix(value: object, name: str, *, allow_empty: bool = False) -> np.ndar
     """
     if value is None:
         raise TypeError(f"{name} must be a 2-D real array, got None")
+    if isinstance(value, np.ma.MaskedArray):
+        # np.asarray would silently drop the mask and use the hidden values.
+        raise TypeError(f"{name} is a masked array: fill or remove the masked entries first "
+                        "(e.g. value.filled(0.0) or a complete-case selection)")
     if hasattr(value, "__array_namespace__") or hasattr(value, "__array__"):
         arr = np.asarray(value)
     elif isinstance(value, (list, tuple)):
@@ -96,7 +104,8 @@ def as_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
 
 def as_hidden(value: object, name: str = "hidden") -> tuple[int, ...]:
     """Return the hidden widths ``(d_1, .., d_{H-1})`` as a non-empty tuple of ints >= 1."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+    if (isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray))
+            or (isinstance(value, np.ndarray) and value.ndim != 1)):
         raise TypeError(
             f"{name} must be a sequence of positive integers (the hidden widths), "
             f"got {_describe(value)}"
@@ -113,6 +122,9 @@ def as_hidden(value: object, name: str = "hidden") -> tuple[int, ...]:
             raise TypeError(f"{name}[{i}] must be a positive integer, got {w!r}")
         if int(w) < 1:
             raise ValueError(f"{name}[{i}] must be a positive integer, got {int(w)}")
+        if int(w) > MAX_WIDTH:
+            raise ValueError(f"{name}[{i}] = {int(w)} exceeds the largest supported width "
+                             f"{MAX_WIDTH} (2^31 - 1)")
         out.append(int(w))
     return tuple(out)
 

@@ -31,6 +31,12 @@ def check_dual(problem: DeepLinearProblem, dual: object, name: str = "dual") -> 
             f"{name} was computed for another problem: its Lambda has shape "
             f"{dual.Lambda.shape} and Gamma {dual.Gamma.shape}, expected "
             f"{(problem.dH, problem.d0)} and {problem.A.shape}")
+    if dual.fingerprint and dual.fingerprint != problem.fingerprint:
+        raise ValueError(
+            f"{name} was computed for another problem: same shapes, but other data or another "
+            f"gamma (fingerprint {dual.fingerprint[:12]}.. against the problem's "
+            f"{problem.fingerprint[:12]}..); solve_dual(problem) first, or use "
+            "dual_value(problem, dual.Lambda) to evaluate its point explicitly")
     return dual
 
 

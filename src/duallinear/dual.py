@@ -137,7 +137,7 @@ def solve_dual(
         converged=out.converged, iterations=out.iterations, message=out.message, time=elapsed,
         upper_bound=out.upper * red.a**2, relative_gap=red.gap(out.upper, out.lower),
         status=out.status, residuals=np.asarray(out.residuals), gaps=np.asarray(out.gaps),
-        diagnostics=out.diagnostics,
+        diagnostics=out.diagnostics, fingerprint=problem.fingerprint,
     )
     if not result.converged:
         warnings.warn(f"solve_dual({method!r}) did not converge: {result.message}",

@@ -90,9 +90,19 @@ def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
     """
     check_problem(problem)
     weights = problem.check_weights(weights)
-    value, _ = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma,
-                               0.5 * problem.residual_sq)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value, _ = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma,
+                                   0.5 * problem.residual_sq)
+    _check_finite(value, weights)
     return value
+
+
+def _check_finite(value: object, weights: list[np.ndarray]) -> None:
+    if not np.all(np.isfinite(value)):
+        largest = max((float(np.max(np.abs(W))) for W in weights if W.size), default=0.0)
+        raise ValueError(
+            f"weights: the objective or its gradient overflows float64 at these weights "
+            f"(largest entry {largest:.3g}); rescale them")
 
 
 def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.ndarray]:
@@ -108,7 +118,10 @@ def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.n
     """
     check_problem(problem)
     weights = problem.check_weights(weights)
-    _, grads = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma, 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value, grads = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma,
+                                       0.0)
+    _check_finite([value, *(float(np.max(np.abs(g), initial=0.0)) for g in grads)], weights)
     return grads
 
 
@@ -219,9 +232,15 @@ def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, to
     summation order makes every restart's result independent of ``n_jobs``.
     """
     with one_blas_thread():
-        if method == "lbfgs":
-            return _lbfgs(sc, theta0, max_iter, tol)
-        return _gd(sc, theta0, max_iter, tol, lr)
+        run = (_lbfgs(sc, theta0, max_iter, tol) if method == "lbfgs"
+               else _gd(sc, theta0, max_iter, tol, lr))
+    if not np.isfinite(run.value) and run.converged:
+        # The search met only overflowing values: an infinite value with the zero gradient
+        # reported for it would otherwise read as converged.
+        return _Run(run.theta, run.value, False, run.iterations,
+                    "the objective overflowed float64 (not finite) at the start or along the "
+                    "search")
+    return run
 
 
 def _random_start(sc: _Scaled, rng: np.random.Generator, init_scale: float) -> np.ndarray:

@@ -13,6 +13,7 @@ therefore does not depend on the number of samples ``n``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,8 +21,8 @@ from functools import cached_property
 import numpy as np
 
 from . import _statistics
-from ._linalg import svd, svdvals
-from ._reduced import numerical_rank
+from ._linalg import frobenius, svd, svdvals
+from ._reduced import GAP_FLOOR, numerical_rank
 from ._validation import (
     as_hidden,
     as_matrix,
@@ -39,13 +40,17 @@ WHITENED_RTOL = 1e-10
 @dataclass(frozen=True, eq=False)
 class _Reduction:
     """What the solvers need of the data: ``U`` (d0, r), ``s`` (r,), ``A = Y V`` (dH, r),
-    ``residual_sq = ||Y - A V^T||^2``, ``y_norm_sq = ||Y||^2`` and the sample count ``n``."""
+    ``residual = ||Y - A V^T||_F``, ``y_norm = ||Y||_F`` and the sample count ``n``.
+
+    Norms are kept unsquared (and computed by scaled sums): their squares can leave the range
+    of float64 where the data does not.
+    """
 
     U: np.ndarray
     s: np.ndarray
     A: np.ndarray
-    residual_sq: float
-    y_norm_sq: float
+    residual: float
+    y_norm: float
     n: int | None
 
     def __post_init__(self) -> None:
@@ -55,19 +60,35 @@ class _Reduction:
 
 def _reduce_samples(X: np.ndarray, Y: np.ndarray) -> _Reduction:
     """The reduction by a thin SVD of ``X`` (directions below numpy's rank cut dropped)."""
+    y_norm = _check_y_norm(frobenius(Y), "Y")
     with np.errstate(over="ignore", invalid="ignore"):
         Ux, sx, Vt = svd(X)
         r = numerical_rank(sx, X.shape)
         U, s, Vt = Ux[:, :r], sx[:r], Vt[:r]
         A = Y @ Vt.T
-        residual_sq = float(np.sum((Y - A @ Vt) ** 2))
-        y_norm_sq = float(np.sum(Y * Y))
-        x_norm_sq = float(np.sum(sx * sx))
-    if not (np.isfinite(y_norm_sq) and np.isfinite(x_norm_sq) and np.isfinite(residual_sq)):
-        raise ValueError("X and Y must be small enough that ||X||^2 and ||Y||^2 fit in "
-                         "float64 (rescale the data; the optimum scales as c^2 for (c Y, "
-                         "c gamma))")
-    return _Reduction(U, s, A, residual_sq, y_norm_sq, X.shape[1])
+        residual = frobenius(Y - A @ Vt)
+    if not (np.all(np.isfinite(sx)) and np.all(np.isfinite(A)) and np.isfinite(residual)):
+        raise ValueError("X: its singular value decomposition overflowed float64 (rescale X; "
+                         "the optimum does not change when X is scaled by c and gamma by c)")
+    return _Reduction(U, s, A, residual, y_norm, X.shape[1])
+
+
+def _check_y_norm(y_norm: float, name: str) -> float:
+    # Every objective value is at most 1/2 ||Y||^2: it must be representable.
+    if not np.isfinite(0.5 * y_norm * y_norm):
+        raise ValueError(
+            f"{name} is too large for float64: 1/2 ||Y||_F^2 (the objective of the zero "
+            f"network, ||Y||_F = {y_norm:.3g}) overflows; rescale the targets (the optimum of "
+            "(c Y, c gamma) is c^2 times that of (Y, gamma))")
+    # ... and resolved: relative gaps floor at GAP_FLOOR * 1/2 ||Y||^2, where values must
+    # still carry full precision (no subnormal numbers).
+    if 0.0 < y_norm and 0.5 * y_norm * y_norm * GAP_FLOOR * np.finfo(np.float64).eps < (
+            np.finfo(np.float64).tiny):
+        raise ValueError(
+            f"{name} is too small for float64: with ||Y||_F = {y_norm:.3g} the objective values "
+            "fall among subnormal numbers, which lose precision; rescale the targets (the "
+            "optimum of (c Y, c gamma) is c^2 times that of (Y, gamma))")
+    return y_norm
 
 
 def _reduce_statistics(XXt: object, YXt: object, YY: object, n: object,
@@ -105,7 +126,8 @@ def _reduce_statistics(XXt: object, YXt: object, YY: object, n: object,
         raise ValueError(
             f"statistics are inconsistent: ||Y X^T U S^-1||^2 = {a_sq:.6g} exceeds "
             f"YY = {YY:.6g}")
-    return _Reduction(U, s, A, max(YY - a_sq, 0.0), YY, n)
+    return _Reduction(U, s, A, float(np.sqrt(max(YY - a_sq, 0.0))),
+                      _check_y_norm(float(np.sqrt(YY)), "YY"), n)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -236,12 +258,22 @@ class DeepLinearProblem:
     @property
     def residual_sq(self) -> float:
         """``||Y - A V^T||_F^2``: the part of ``Y`` no linear map of ``X`` reaches."""
-        return self._data.residual_sq
+        return self._data.residual ** 2
 
     @property
     def y_norm_sq(self) -> float:
         """``||Y||_F^2``."""
-        return self._data.y_norm_sq
+        return self._data.y_norm ** 2
+
+    @property
+    def residual(self) -> float:
+        """``||Y - A V^T||_F`` (unsquared)."""
+        return self._data.residual
+
+    @property
+    def y_norm(self) -> float:
+        """``||Y||_F`` (unsquared)."""
+        return self._data.y_norm
 
     @property
     def depth(self) -> int:
@@ -304,8 +336,20 @@ class DeepLinearProblem:
         b = float(self.s[0]) if self.rank else 1.0
         a = float(svdvals(self.A)[0]) if self.A.size else 0.0
         if a == 0.0:
-            a = float(np.sqrt(self.y_norm_sq)) or 1.0
+            a = self.y_norm or 1.0
         return a, b
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of what defines the problem: shapes, widths, ``gamma`` and the reduced data
+        (``U``, ``s``, ``A``, the residual). A :class:`~duallinear.DualResult` carries the
+        fingerprint of its problem, so that another problem's dual is recognised."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(repr((self.dims, self.hidden, float(self.gamma), self.residual,
+                            self.y_norm)).encode())
+        for array in (self.U, self.s, self.A):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
     @property
     def zero_value(self) -> float:

@@ -202,7 +202,7 @@ def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: b
         # No regulariser: any factorisation of M is optimal, and one built from N without
         # forming M avoids the eps * cond(X) error of an SVD of M (matters for exact fits).
         exact = _factors_of_N(problem, *Nfac)
-        exact_value = objective(problem, exact)
+        exact_value = _finite_objective(problem, exact)
         if exact_value < value:
             weights, value = exact, exact_value
     rel = relative_gap(value, dual.value, problem.zero_value)
@@ -255,7 +255,14 @@ def factors_of_M(problem: DeepLinearProblem, Uk: np.ndarray, sk: np.ndarray,
 
     Never forms ``M``, whose small singular values would carry ``eps * cond(X)`` noise.
     """
-    return svd_of_product(Uk, problem.U @ (sk[:, None] * Vtk / problem.s).T)
+    with np.errstate(over="ignore", invalid="ignore"):
+        right = problem.U @ (sk[:, None] * Vtk / problem.s).T
+    if not np.all(np.isfinite(right)):
+        raise ValueError(
+            "X and Y: the optimal end-to-end map W_H..W_1 has entries beyond the range of "
+            f"float64 (||Y||_F = {problem.y_norm:.3g} against a smallest singular value of X "
+            f"of {problem.s[-1]:.3g}); rescale X up or Y down (the weights scale accordingly)")
+    return svd_of_product(Uk, right)
 
 
 def _best_pruned(problem: DeepLinearProblem, factors: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -273,11 +280,20 @@ def _best_pruned(problem: DeepLinearProblem, factors: tuple[np.ndarray, np.ndarr
     best: tuple[list[np.ndarray], float] | None = None
     for rank in sorted(ranks, reverse=True):
         weights = _from_factors(*factors, problem.dims, min(rank, problem.k))
-        value = objective(problem, weights)
+        value = _finite_objective(problem, weights)
         if best is None or value <= best[1]:
             best = (weights, value)
     assert best is not None
     return best
+
+
+def _finite_objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
+    """The objective, or ``inf`` for a candidate whose value overflows float64 (the zero
+    network, always a candidate, never does)."""
+    try:
+        return objective(problem, weights)
+    except ValueError:
+        return float("inf")
 
 
 def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,

@@ -137,6 +137,10 @@ class DualResult:
         may be estimates; ``relative_gap`` is always certified. Empty for CVXPY.
     diagnostics : DualDiagnostics
         Counts of what the DR solver did (all zero for CVXPY and the closed-form cases).
+    fingerprint : str
+        ``DeepLinearProblem.fingerprint`` of the problem solved; ``recover`` and
+        ``duality_gap`` reject a dual whose fingerprint is another problem's ("" skips that
+        check, for a result built by hand).
     """
 
     method: str
@@ -153,3 +157,4 @@ class DualResult:
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     diagnostics: DualDiagnostics = field(default_factory=DualDiagnostics)
+    fingerprint: str = ""

@@ -14,13 +14,18 @@ from __future__ import annotations
 import numpy as np
 
 from .._reduced import Reduced
-from .outcome import MESSAGES, Outcome, finish
+from .outcome import Outcome, finish
 from .product import solve_product
 from .sdp import check_solver, solve_sdp
 from .settings import DRSettings, SDPSettings
 from .whitened import solve_whitened
 
-__all__ = ["DRSettings", "SDPSettings", "check_solver", "solve_dr", "solve_sdp"]
+#: A normalised ``rho`` (``rho / (||A||_op s_max)``) at or below which the dual is solved by
+#: ``Gamma = 0`` alone (certified like any point; the graph scaling ``c / rho`` of the
+#: product-space splitting would overflow near 1e-300).
+NEGLIGIBLE_RHO = 1e-100
+
+__all__ = ["NEGLIGIBLE_RHO", "DRSettings", "SDPSettings", "check_solver", "solve_dr", "solve_sdp"]
 
 
 def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whitened: bool
@@ -31,11 +36,17 @@ def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whit
         # gamma = 0: Gamma = 0 is the only feasible point (reduced-rank regression).
         return finish(red.certify(np.zeros_like(red.A)), "exact", 0, [], [], tol, max_iter,
                       red, settings.stall_residual)
+    if red.rho <= NEGLIGIBLE_RHO:
+        # Gamma = 0 is feasible for every rho, and its truncation's objective exceeds the
+        # gamma = 0 optimum by rho ||M||_*: negligible here, where the splitting's scaling
+        # w = c / rho would overflow.
+        return finish(red.certify(np.zeros_like(red.A)), "negligible_gamma", 0, [], [], tol,
+                      max_iter, red, settings.stall_residual)
     if red.zero_is_optimal(partial and not whitened):
         # Exact: Gamma = A is feasible and attains P(0) = 1/2 ||Y||^2.
         Gamma, lower, upper = red.certify(red.A.copy())
-        return Outcome(Gamma, lower, upper, True, 0, "converged", MESSAGES["zero_network"],
-                       [], [red.gap(upper, lower)])
+        return finish((Gamma, lower, upper), "zero_network", 0, [], [red.gap(upper, lower)],
+                      tol, max_iter, red, settings.stall_residual)
     if whitened:
         return solve_whitened(red, tol, max_iter, settings)
     return solve_product(red, tol, max_iter, settings, partial)

@@ -20,7 +20,8 @@ __all__ = ["MESSAGES", "Best", "Outcome", "finish", "met", "message"]
 MESSAGES = {
     "converged": "certified relative gap {gap:.2e} <= tol {tol:.1e} after {iterations} "
                  "iterations",
-    "zero_network": "zero network optimal (||Y X^T||_op <= rho): Gamma = A is exact",
+    "zero_network": "zero network optimal (||Y X^T||_op <= rho): Gamma = A is exact, but "
+                    "tol = 0 asks for every iteration, so it is not reported converged",
     "exact": "the dual point is exact but the weights recovered by truncation reach only "
              "relative gap {gap:.2e} > tol {tol:.1e} (tied singular values at k?)",
     "stalled": "the dual iterate converged (fixed-point residual below {stall_residual:g}) "
@@ -29,6 +30,8 @@ MESSAGES = {
                "values at k, or a non-zero duality gap (recover() polishes); of the converged "
                "iterate and the point of smallest gap, the one with the higher dual value is "
                "reported",
+    "negligible_gamma": "gamma is negligible at float64 scale: Gamma = 0 (reduced-rank "
+                        "regression) is certified only to relative gap {gap:.2e} > tol {tol:.1e}",
     "max_iter": "reached max_iter={max_iter} with certified relative gap {gap:.2e} > tol "
                 "{tol:.1e}",
 }
@@ -74,11 +77,22 @@ class Outcome:
     diagnostics: DualDiagnostics = field(default_factory=DualDiagnostics)
 
 
+#: Messages of statuses that can also end converged (then these replace "converged").
+CONVERGED_MESSAGES = {
+    "zero_network": "zero network optimal (||Y X^T||_op <= rho): Gamma = A is exact",
+    "negligible_gamma": "gamma is negligible at float64 scale: Gamma = 0 (reduced-rank "
+                        "regression) is certified to relative gap {gap:.2e} <= tol {tol:.1e}",
+}
+
+
 def message(status: str, gap: float, tol: float, iterations: int, max_iter: int,
-            stall_residual: float, diagnostics: DualDiagnostics) -> str:
-    """The DR message for ``status``, with what the diagnostics add."""
+            stall_residual: float, diagnostics: DualDiagnostics, origin: str = "") -> str:
+    """The DR message for ``status`` (reached from ``origin``), with what the diagnostics
+    add."""
     text = MESSAGES[status].format(gap=gap, tol=tol, iterations=iterations, max_iter=max_iter,
                                    stall_residual=stall_residual)
+    if status == "converged" and origin in CONVERGED_MESSAGES:
+        text = CONVERGED_MESSAGES[origin].format(gap=gap, tol=tol)
     d = diagnostics
     if d.refine_route:
         text += (f"; certified through a primal refinement from the dual iterate (L-BFGS on "
@@ -99,8 +113,9 @@ def finish(best: tuple[np.ndarray, float, float], status: str, iterations: int,
     Gamma, lower, upper = best
     gap = red.gap(upper, lower)
     converged = met(gap, tol)
+    origin = status
     if converged:
         status = "converged"
-    text = message(status, gap, tol, iterations, max_iter, stall_residual, diagnostics)
+    text = message(status, gap, tol, iterations, max_iter, stall_residual, diagnostics, origin)
     return Outcome(Gamma, lower, upper, converged, iterations, status, text, residuals, gaps,
                    diagnostics)
