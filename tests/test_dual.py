@@ -123,11 +123,15 @@ def test_result_is_a_feasible_certified_point(case: Case, method: str) -> None:
     # ... is feasible (||Lambda||_op <= rho) ...
     assert np.linalg.norm(res.Lambda, 2) <= problem.rho * (1 + 1e-10)
     # ... and value is the dual objective there, recomputed from Lambda.
-    assert rel_diff(dl.dual_value(problem, res.Lambda), res.value) <= 1e-10
-    # The recovered weights' value is an upper bound; the gap is consistent with it.
+    assert rel_diff(dl.dual_value(problem, res.Lambda), res.float_value) <= 1e-10
+    # value is that, lowered by the rounding margin for the data as given.
+    assert res.value == pytest.approx(max(res.float_value - sum(res.rounding), 0.0),
+                                      rel=1e-12, abs=1e-300)
+    # The recovered weights' value is an upper bound; the gap of the pair lies within the
+    # interval [value, upper_bound] (the first-order rounding shift cancels in the pair).
     assert res.upper_bound >= res.value - ROUNDING * abs(res.value)
-    expected_gap = dl.relative_gap(res.upper_bound, res.value, problem.zero_value)
-    assert res.relative_gap == pytest.approx(expected_gap, rel=1e-6, abs=1e-15)
+    interval = dl.relative_gap(res.upper_bound, res.value, problem.zero_value)
+    assert 0.0 <= res.relative_gap <= interval * (1 + 1e-9) + 1e-15
     assert res.time >= 0.0 and isinstance(res.message, str) and res.message
 
 
@@ -181,9 +185,20 @@ def test_gamma_zero_is_reduced_rank_regression(case: Case) -> None:
     X, Y, _ = case.data()
     problem = dl.DeepLinearProblem(X, Y, case.hidden, 0.0)
     expected = reduced_rank_value(X, Y, problem.k)
-    dr = dl.solve_dual(problem)
-    cvx = dl.solve_dual(problem, method="cvxpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConvergenceWarning)  # (ConditioningWarning too)
+        dr = dl.solve_dual(problem)
+        cvx = dl.solve_dual(problem, method="cvxpy")
     primal = dl.solve_primal(problem, restarts=3, seed=case.seed)
+    if problem.dropped_energy > 0:
+        # X of rank below its size (a product of factors, rounded): the directions below the
+        # rank cut carry part of Y, and at gamma = 0 a fit along them costs nothing, so the
+        # problem as given cannot be certified in float64; the rounded problem is solved.
+        assert dr.status == cvx.status == "ill_conditioned", (dr.message, cvx.message)
+        assert dr.value <= expected and cvx.value <= expected
+        for value in (dr.float_value, cvx.float_value, primal.value):
+            assert rel_diff(value, expected) <= RTOL
+        return
     assert dr.converged and cvx.converged
     for value in (dr.value, cvx.value, primal.value):
         assert rel_diff(value, expected) <= RTOL
@@ -395,7 +410,8 @@ def test_leading_triplets_match_full_svds_and_are_certified() -> None:
     assert "leading triplets" not in full.message
     assert rel_diff(lead.value, full.value) <= RTOL
     # The reported value is the exact dual value of the returned point ...
-    assert rel_diff(dl.dual_value(problem, lead.Lambda), lead.value) <= 1e-12
+    assert rel_diff(dl.dual_value(problem, lead.Lambda), lead.float_value) <= 1e-12
+    assert lead.value <= lead.float_value
     # ... and weights recovered from it (full SVDs) reach it: an independent certificate.
     rec = dl.recover(problem, lead)
     assert rec.relative_gap <= 1e-9

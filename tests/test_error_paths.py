@@ -139,6 +139,21 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve_dual(P, method="cvxpy", settings=dl.DRSettings()), TypeError,
          "settings"),
     ],
+    "verify": [
+        (lambda: dl.verify(NOT_A_PROBLEM, [], DUAL), TypeError, "problem"),
+        (lambda: dl.verify(P, [np.zeros((1, 1))], DUAL), ValueError, "weights"),
+        (lambda: dl.verify(P, dl.recover_weights(P, DUAL), np.zeros((1, 1))), ValueError,
+         "dual"),
+        (lambda: dl.verify(P, dl.recover_weights(P, DUAL), DUAL, digits=10), ValueError,
+         "digits"),
+        (lambda: dl.verify(P, dl.recover_weights(P, DUAL), DUAL, digits=40.5), TypeError,
+         "digits"),
+        (lambda: dl.verify(P, dl.recover_weights(P, DUAL), DUAL, X=np.ones((2, 3))),
+         ValueError, "X and Y"),
+    ],
+    "VerifiedCertificate": [
+        (lambda: dl.VerifiedCertificate(1.0), TypeError, "dual"),
+    ],
     "DRSettings": [
         (lambda: dl.DRSettings(relaxation=2.5), ValueError, "relaxation"),
         (lambda: dl.DRSettings(check_every=0), ValueError, "check_every"),

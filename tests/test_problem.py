@@ -187,7 +187,11 @@ def test_from_statistics_matches_the_sample_constructor(kind, d0, dH, n) -> None
         Lam = rng.standard_normal((dH, d0))
         assert rel_diff(dl.dual_value(stats, Lam), dl.dual_value(sample, Lam)) <= 1e-9
     d_stats, d_sample = dl.solve_dual(stats), dl.solve_dual(sample)
-    assert rel_diff(d_stats.value, d_sample.value) <= 1e-8
+    # X X^T resolves X only to sqrt(eps): the statistics' value is lowered by its rounding
+    # margin (about 1e-8 relative where directions fall below that), the samples' barely.
+    margin = sum(d_stats.rounding) + sum(d_sample.rounding)
+    assert abs(d_stats.value - d_sample.value) <= margin + 1e-8 * abs(d_sample.value)
+    assert d_stats.value <= d_sample.float_value * (1 + 1e-12)
     # Weights recovered from the statistics are optimal for the samples.
     weights = dl.recover_weights(stats, d_stats)
     assert rel_diff(dl.objective(sample, weights), d_sample.value) <= 1e-8

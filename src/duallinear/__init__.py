@@ -19,6 +19,7 @@ from .results import (
     PrimalResult,
     RecoveryWarning,
 )
+from .verify import VerifiedCertificate, verify
 
 __version__ = "0.1.0"
 
@@ -44,5 +45,7 @@ __all__ = [
     "DualDiagnostics",
     "ConvergenceWarning",
     "RecoveryWarning",
+    "verify",
+    "VerifiedCertificate",
     "__version__",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "GAP_FLOOR",
     "PRUNE_LEVELS",
     "Reduced",
+    "Rounding",
     "certify",
     "dual_value",
     "make_feasible",
@@ -167,6 +168,18 @@ def certify(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, rho: float, k: int,
 
 
 @dataclass(frozen=True)
+class Rounding:
+    """Terms of :meth:`Reduced.rounding` (normalised units): ``first``, the first-order shift
+    of both bounds; ``dual_second`` and ``primal_second``, what remains of it in the gap of a
+    pair; ``M``, the dual point's map ``trunc_k(A - Gamma) diag(s)^-1`` (``dH x r``)."""
+
+    first: float
+    dual_second: float
+    primal_second: float
+    M: np.ndarray
+
+
+@dataclass(frozen=True)
 class Reduced:
     """Reduced data in normalised units: ``A / a``, ``s / b``, ``rho / (a b)``, with
     ``(a, b) = problem.scales`` (so that ``||A||_op = s_max = 1``).
@@ -183,6 +196,14 @@ class Reduced:
     zero_value: float
     a: float
     b: float
+    #: ``problem.rounding / b``: how far X may be from the matrix the reduction is exact for.
+    eps_x: float = 0.0
+    #: Largest dropped singular value of X (normalised; 0 when none).
+    s_next: float = 0.0
+    #: ``problem.dropped_energy / a``.
+    drop_energy: float = 0.0
+    #: ``problem.dropped_load / (a b)``.
+    drop_load: float = 0.0
 
     @classmethod
     def of(cls, problem: Any) -> Reduced:
@@ -194,7 +215,12 @@ class Reduced:
         return cls(A=problem.A / a, s=problem.s / b, rho=problem.rho / a / b,
                    gamma=problem.gamma / a / b, k=problem.k,
                    residual_sq=(problem.residual / a) ** 2,
-                   zero_value=0.5 * (problem.y_norm / a) ** 2, a=a, b=b)
+                   zero_value=0.5 * (problem.y_norm / a) ** 2, a=a, b=b,
+                   eps_x=problem.rounding / b,
+                   s_next=(float(problem.dropped_singular_values[0]) / b
+                           if problem.dropped_singular_values.size else 0.0),
+                   drop_energy=problem.dropped_energy / a,
+                   drop_load=problem.dropped_load / a / b)
 
     def gap(self, upper: float, lower: float) -> float:
         """:func:`relative_gap` in these units."""
@@ -260,3 +286,132 @@ class Reduced:
             if top is not None and top[1][0] > self.rho:
                 return False
         return float(svdvals(AS)[0]) <= self.rho
+
+    def rounding(self, Gamma: np.ndarray) -> Rounding:
+        """How rounding in the reduction of X moves the certificate at ``Gamma`` (feasible).
+
+        The reduced data is exact for a matrix within ``eps_x`` of X (Frobenius). Moving X
+        by ``Delta`` shifts the objective of a fixed map M by ``<M^T R, Delta>`` at first
+        order (``R = M X - Y``), and the dual value at Gamma by the same amount for the M its
+        truncation gives: the shift cancels in the gap of the pair and only the terms of
+        second order remain there, while each bound alone must allow for the first order
+        (``docs/math.md``, rounding). Every term is ``inf`` when the smallest kept singular
+        value of X is not resolved (within a few ``eps_x`` of the dropped ones).
+        """
+        eps, s, A, k = self.eps_x, self.s, self.A, self.k
+        if eps == 0.0 or not s.size:
+            return Rounding(0.0, 0.0, 0.0, np.zeros((A.shape[0], 0)))
+        U, sv, Vt = svd(A - Gamma)
+        N = (U[:, :k] * sv[:k]) @ Vt[:k]
+        M = N / s  # N diag(s)^-1: the end-to-end map in the basis of X
+        m = op_norm(M)
+        fit = float(np.sqrt(float(np.sum((N - A) ** 2)) + self.residual_sq))
+        first = m * fit * eps  # |<M^T R, Delta>| <= ||M||_2 ||R||_F ||Delta||_F
+        primal_second = 0.5 * (m * eps) ** 2  # 1/2 ||M Delta||^2
+        gap = float(s[-1]) - self.s_next - eps
+        if gap <= 2.0 * eps:
+            return Rounding(first, float("inf"), primal_second, M)
+        tau = eps / gap
+        kappa, coef = _basis_sensitivity(A, Gamma, s, self.s_next, eps, float(np.sqrt(
+            self.residual_sq)))
+        top = float(np.sqrt(np.dot(sv[:k], sv[:k])))
+        drop = self._dropped_cost(top)
+        if k >= sv.size:  # ||.||_(k) is the Frobenius norm: a quadratic, smooth
+            return Rounding(first, top * kappa * tau + 0.5 * kappa**2 + drop, primal_second, M)
+        # The block of singular values of A - Gamma within 2 kappa of sigma_k: a tie there
+        # (usual at a dual optimum) lets the truncation turn within the block, so the first
+        # order cancels only outside it.
+        link = 4.0 * kappa + 4.0 * np.finfo(np.float64).eps * float(sv[0])
+        lo, hi = k - 1, k - 1  # the chain of values, each within `link` of the next
+        while lo > 0 and sv[lo - 1] - sv[lo] <= link:
+            lo -= 1
+        while hi + 1 < sv.size and sv[hi] - sv[hi + 1] <= link:
+            hi += 1
+        block = np.zeros(sv.size, dtype=bool)
+        block[lo:hi + 1] = True
+        edges = ([float(sv[lo - 1] - sv[lo])] if lo > 0 else []) + (
+            [float(sv[hi] - sv[hi + 1])] if hi + 1 < sv.size else [])
+        split = min(edges) if edges else np.inf
+        if kappa >= 0.25 * split:  # a change beyond the gap around the block: no cancellation
+            return Rounding(first, 2.0 * top * kappa + 0.5 * kappa**2 + drop, primal_second, M)
+        curvature = 1.0 + 4.0 * float(sv[0]) / split if np.isfinite(split) else 1.0
+        dual_second = top * kappa * tau + 0.5 * curvature * kappa**2 + drop
+        if block[k:].any():  # tied across k
+            weight = np.sqrt(np.einsum("ij,ij->j", Vt[block], Vt[block]))
+            kappa_b = min(kappa, 2.0 * eps * float(np.sqrt(np.sum((weight * coef) ** 2))))
+            dual_second += 2.0 * float(sv[k - 1]) * np.sqrt(block.sum()) * kappa_b
+        return Rounding(first, dual_second, primal_second, M)
+
+    def _dropped_cost(self, top: float) -> float:
+        """What the directions below the rank cut can take from the dual value: left free
+        (``Gamma = 0`` there, the dual function fits them) or absorbed (``Gamma = A`` there, at
+        a cost ``||A_2 S_2|| <= drop_load`` in the ball, paid by shrinking Gamma by
+        ``alpha``: by concavity that costs at most ``(1 - alpha) (D(Gamma) - D(0))``, and
+        ``0 <= D(0) <= D(Gamma) <= 1/2 ||Y||^2``). The cheaper of the two."""
+        e = self.drop_energy
+        if e == 0.0:
+            return 0.0
+        free = top * e + 0.5 * e * e
+        load = self.drop_load
+        shrink = load / (self.rho + load) if self.rho > 0 else 1.0
+        absorbed = shrink * self.zero_value + top * shrink * e + 0.5 * (shrink * e) ** 2
+        return min(free, absorbed)
+
+    def weights_rounding(self, rounding: Rounding, M: np.ndarray, N: np.ndarray,
+                         outside: float = 0.0) -> tuple[float, float]:
+        """For weights whose product has the reduced form ``M`` (``dH x r``, the map on the
+        basis ``U`` of X; ``N = M diag(s)``) and a part of norm ``outside`` off that basis
+        (normalised units): the shift of their objective (its own margin), and what the pair
+        with the dual point of ``rounding`` adds to the gap: second order, plus the first-order
+        terms that do not cancel because ``M`` differs from the dual point's map."""
+        eps = self.eps_x
+        if eps == 0.0:
+            return 0.0, 0.0
+        m = op_norm(M) + outside
+        fit = float(np.sqrt(float(np.sum((N - self.A) ** 2)) + self.residual_sq))
+        own = m * fit * eps + 0.5 * (m * eps) ** 2
+        Mhat = rounding.M
+        if Mhat.shape != M.shape:
+            mismatch = 2.0 * own
+        else:
+            Nhat = Mhat * self.s
+            # ||M^T R - Mhat^T Rhat||_F, split into the row space of X and its complement.
+            inner = M.T @ (N - self.A) - Mhat.T @ (Nhat - self.A)
+            outer = (op_norm(M - Mhat) + outside) * float(np.sqrt(self.residual_sq))
+            mismatch = float(np.sqrt(float(np.sum(inner * inner)) + outer**2)) * eps
+        return own, rounding.dual_second + 0.5 * (m * eps) ** 2 + mismatch
+
+
+def _basis_sensitivity(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, s_next: float,
+                       eps: float, residual: float, block: int = 512
+                       ) -> tuple[float, np.ndarray]:
+    """A bound on ``||delta (A - Gamma)||_F`` when X moves by ``eps`` (Frobenius), first order,
+    and the coefficient norms ``c_j`` of the columns (``||delta (A - Gamma) w|| <= 2 eps
+    ||c * w||`` for column weights ``w``).
+
+    Column j of ``A - Gamma`` is ``(Y X^T - Lambda) u_j / s_j``. An entry ``Delta'_ij`` of
+    ``U^T Delta V`` turns ``u_j, v_j`` towards direction i by at most ``|Delta'_ij| / |s_i -
+    s_j|``, which moves column j by that times ``||a_i|| + ||(Gamma S)_i|| / s_j``; a diagonal
+    entry rescales it by ``||gamma_j|| / s_j``; the part of ``Delta`` off the kept basis turns
+    ``v_j`` out of it, bringing at most ``residual / (s_j - s_next)``. Each entry of ``Delta``
+    moves two columns, so by Cauchy-Schwarz the change is at most ``sqrt(2) eps max_j c_j``,
+    ``c_j`` the norm of column j's coefficients. Directions closer than ``4 eps`` count as one
+    cluster, whose internal rotations leave the (k) norm unchanged.
+    """
+    col_A = np.sqrt(np.einsum("ij,ij->j", A, A))
+    col_G = np.sqrt(np.einsum("ij,ij->j", Gamma, Gamma))
+    col_GS = col_G * s
+    worst = 0.0
+    norms = np.empty(s.size)
+    for start in range(0, s.size, block):
+        sj = s[start:start + block]
+        dist = np.abs(s[None, :] - sj[:, None])
+        far = dist > 4.0 * eps
+        weight = np.where(far, 1.0 / np.where(far, dist - 2.0 * eps, 1.0), 0.0)
+        coef = weight * (col_A[None, :] + col_GS[None, :] / sj[:, None])
+        own = col_G[start:start + block] * 5.0 / (sj - eps)
+        leak = residual / (sj - s_next - eps)
+        c = np.sqrt(np.einsum("ji,ji->j", coef, coef) + own**2 + leak**2)
+        norms[start:start + block] = c
+        worst = max(worst, float(np.max(c)))
+    return float(np.sqrt(2.0) * eps * worst), norms

@@ -12,14 +12,22 @@ import numpy as np
 
 from . import _reduced
 from ._linalg import svd, svdvals
-from ._reduced import GAP_FLOOR, PRUNE_LEVELS, make_feasible, relative_gap, tail_sq
+from ._reduced import (
+    GAP_FLOOR,
+    PRUNE_LEVELS,
+    Reduced,
+    make_feasible,
+    op_norm,
+    relative_gap,
+    tail_sq,
+)
 from ._validation import as_matrix
 from .primal import objective
 from .problem import DeepLinearProblem, check_problem
 from .results import DualResult
 
 __all__ = ["dual_value", "duality_gap", "relative_gap", "closed_form", "ClosedForm",
-           "check_dual", "GAP_FLOOR", "PRUNE_LEVELS"]
+           "check_dual", "certified_gap", "GAP_FLOOR", "PRUNE_LEVELS"]
 
 
 def check_dual(problem: DeepLinearProblem, dual: object, name: str = "dual") -> DualResult:
@@ -75,12 +83,37 @@ def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
     return _reduced.dual_value(problem.A, Gamma, problem.residual_sq, tail)
 
 
+def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: DualResult,
+                  value: float | None = None) -> tuple[float, float]:
+    """``(gap, margin)`` for validated ``weights`` of objective ``value`` (computed if None).
+
+    ``gap`` bounds ``P(weights) - P*`` for the data as given; ``margin`` bounds how far the
+    objective of the data as given can be from ``value`` (rounding in the reduction of X).
+    """
+    if value is None:
+        value = objective(problem, weights)
+    if not np.isfinite(dual.float_value) or not problem.rank:
+        return value - dual.value, 0.0
+    red = Reduced.of(problem)
+    product = weights[0]
+    for W in weights[1:]:
+        product = W @ product
+    on_basis = product @ problem.U  # (dH, r)
+    outside = op_norm(product - on_basis @ problem.U.T) * red.b / red.a
+    M = on_basis * (red.b / red.a)
+    rounding = red.rounding(dual.Gamma / red.a)
+    own, pair = red.weights_rounding(rounding, M, M * red.s, outside)
+    scale = red.a**2
+    return value - dual.float_value + pair * scale, own * scale
+
+
 def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
                 dual: DualResult) -> float:
     """Certified suboptimality bound ``P(weights) - dual.value``.
 
-    By weak duality this is ``>= P(weights) - P*  >= 0`` (up to rounding): the weights are
-    within this much of the global optimum.
+    By weak duality this is ``>= P(weights) - P* >= 0``: the weights are within this much of
+    the global optimum of the data as given. It includes what rounding in the reduction of X
+    can add (``docs/math.md``, rounding), so it may exceed ``objective - dual.value`` slightly.
 
     Parameters
     ----------
@@ -103,7 +136,8 @@ def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
     """
     check_problem(problem)
     check_dual(problem, dual)
-    return objective(problem, weights) - dual.value
+    weights = problem.check_weights(weights)
+    return certified_gap(problem, weights, dual)[0]
 
 
 class ClosedForm(tuple):

@@ -53,11 +53,17 @@ class Statistics(tuple):
     """
 
     n: int
+    #: The upper-triangular factor of ``[X; Y]^T = Q R``, ``(d0 + dH)`` square, from which the
+    #: Gram statistics were formed (None if built from them). :meth:`problem` reduces it
+    #: directly, without squaring the conditioning of X.
+    R: np.ndarray | None
 
-    def __new__(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float, n: int) -> Statistics:
+    def __new__(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float, n: int,
+                R: np.ndarray | None = None, d0: int | None = None) -> Statistics:
         n = as_positive_int(n, "n", minimum=0)
         self = super().__new__(cls, (XXt, YXt, as_nonneg_scalar(YY, "YY")))
         self.n = n
+        self.R = R
         return self
 
     @property
@@ -73,7 +79,11 @@ class Statistics(tuple):
         return self[2]
 
     def problem(self, hidden: Sequence[int], gamma: float) -> DeepLinearProblem:
-        """``DeepLinearProblem.from_statistics`` on these statistics."""
+        """The problem of these statistics: ``DeepLinearProblem.from_qr`` on ``R`` when it is
+        known (accurate to the conditioning of X), else ``from_statistics``."""
+        if self.R is not None:
+            return DeepLinearProblem.from_qr(self.R, self.XXt.shape[0], hidden, gamma,
+                                             n=self.n)
         return DeepLinearProblem.from_statistics(self.XXt, self.YXt, self.YY, hidden, gamma,
                                                  n=self.n)
 

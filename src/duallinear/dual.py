@@ -25,7 +25,7 @@ from ._reduced import Reduced
 from ._threads import one_blas_thread_for
 from ._validation import as_nonneg_scalar, as_positive_int
 from .problem import DeepLinearProblem, check_problem
-from .results import ConvergenceWarning, DualResult
+from .results import ConditioningWarning, ConvergenceWarning, DualResult
 
 __all__ = ["solve_dual", "DUAL_METHODS", "DRSettings", "SDPSettings"]
 
@@ -129,20 +129,59 @@ def solve_dual(
             out = solve_dr(red, tol, max_iter, dr, whitened=problem.is_whitened)
         else:
             out = solve_sdp(red, tol, sdp)
+        rnd = red.rounding(out.Gamma)
+        margin = _relative_second(red, out, rnd)
+        if (method == "dr" and out.converged and tol > 0.0
+                and red.gap(out.upper, out.lower) + margin > tol and margin < 0.5 * tol):
+            # Certified for the rounded data but not with the rounding margin, which leaves
+            # room: solve again to the tolerance that margin leaves (at most twice the work).
+            again = solve_dr(red, tol - margin, max_iter, dr, whitened=problem.is_whitened)
+            if again.converged:
+                again.iterations += out.iterations
+                out, rnd = again, red.rounding(again.Gamma)
         elapsed = time.perf_counter() - t0
         Gamma = out.Gamma * red.a
         Lambda = (Gamma * problem.s) @ problem.U.T
+    # Bounds for the problem as given (the objective is never negative), and the gap of the
+    # pair, where the first-order shift cancels.
+    arithmetic = 16.0 * np.finfo(np.float64).eps * max(abs(out.lower), abs(out.upper))
+    second = rnd.dual_second + rnd.primal_second + arithmetic
+    lower = float(max(out.lower - rnd.first - rnd.dual_second - arithmetic, 0.0))
+    upper = float(out.upper + rnd.first + rnd.primal_second + arithmetic)
+    gap = float(red.gap(out.upper + second, out.lower)) if np.isfinite(second) else np.inf
+    converged, status, message = out.converged, out.status, out.message
+    needed = tol if method == "dr" else max(tol, sdp.certified)  # what the route accepted
+    if converged and not (needed > 0.0 and gap <= needed):
+        converged, status = False, "ill_conditioned"
+        error = gap - red.gap(out.upper, out.lower)
+        message += (f"; but rounding in the reduction of X (cond(X) = "
+                    f"{problem.condition_number:.1e}, ||X - U S V^T||_F <= "
+                    f"{problem.rounding:.1e}) can move the bounds by {error:.1e} (relative): "
+                    f"for the problem as given the certified relative gap is {gap:.2e} > "
+                    f"{needed:.1e}, the accuracy float64 attains here (better conditioned inputs, "
+                    "e.g. rescaled or fewer near-dependent features, would reach further)")
     result = DualResult(
-        method=method, Lambda=Lambda, Gamma=Gamma, value=out.lower * red.a**2,
-        converged=out.converged, iterations=out.iterations, message=out.message, time=elapsed,
-        upper_bound=out.upper * red.a**2, relative_gap=red.gap(out.upper, out.lower),
-        status=out.status, residuals=np.asarray(out.residuals), gaps=np.asarray(out.gaps),
-        diagnostics=out.diagnostics, fingerprint=problem.fingerprint,
+        method=method, Lambda=Lambda, Gamma=Gamma, value=lower * red.a**2,
+        converged=converged, iterations=out.iterations, message=message, time=elapsed,
+        upper_bound=upper * red.a**2, relative_gap=gap, status=status,
+        residuals=np.asarray(out.residuals), gaps=np.asarray(out.gaps),
+        diagnostics=out.diagnostics, float_value=out.lower * red.a**2,
+        rounding=(rnd.first * red.a**2, (rnd.dual_second + arithmetic) * red.a**2),
+        fingerprint=problem.fingerprint,
     )
     if not result.converged:
+        category = ConditioningWarning if status == "ill_conditioned" else ConvergenceWarning
         warnings.warn(f"solve_dual({method!r}) did not converge: {result.message}",
-                      ConvergenceWarning, stacklevel=2)
+                      category, stacklevel=2)
     return result
+
+
+def _relative_second(red: Reduced, out, rnd) -> float:
+    """The second-order rounding term relative to the gap's denominator."""
+    second = rnd.dual_second + rnd.primal_second
+    if not np.isfinite(second):
+        return float("inf")
+    return red.gap(out.upper + second, out.lower) - red.gap(out.upper, out.lower)
 
 
 def _dr_settings(settings: object, step: object, relaxation: object, partial_svd: object,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,6 +31,7 @@ from ._validation import (
     as_positive_int,
     check_same_samples,
 )
+from .results import ConditioningWarning
 
 __all__ = ["DeepLinearProblem", "WHITENED_RTOL", "check_problem"]
 
@@ -52,9 +54,20 @@ class _Reduction:
     residual: float
     y_norm: float
     n: int | None
+    #: Bound on ||X - U diag(s) V^T||_F: the backward error of the decomposition plus the
+    #: dropped singular values (the reduced data is exact for a matrix this close to X).
+    rounding: float = 0.0
+    #: Singular values below the rank cut (dropped), non-increasing.
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: ||Y V_dropped||_F: the energy of Y along the dropped directions (an upper bound where
+    #: it cannot be resolved).
+    dropped_energy: float = 0.0
+    #: A bound on ||Y V_dropped diag(s_dropped)|| = ||Y X^T U_dropped||: the room a dual point
+    #: needs in the ball to absorb the dropped directions.
+    dropped_load: float = 0.0
 
     def __post_init__(self) -> None:
-        for array in (self.U, self.s, self.A):
+        for array in (self.U, self.s, self.A, self.dropped):
             array.setflags(write=False)
 
 
@@ -64,13 +77,51 @@ def _reduce_samples(X: np.ndarray, Y: np.ndarray) -> _Reduction:
     with np.errstate(over="ignore", invalid="ignore"):
         Ux, sx, Vt = svd(X)
         r = numerical_rank(sx, X.shape)
-        U, s, Vt = Ux[:, :r], sx[:r], Vt[:r]
+        U, s, V_drop, Vt = Ux[:, :r], sx[:r], Vt[r:], Vt[:r]
         A = Y @ Vt.T
         residual = frobenius(Y - A @ Vt)
+        dropped_energy = frobenius(Y @ V_drop.T) if V_drop.size else 0.0
     if not (np.all(np.isfinite(sx)) and np.all(np.isfinite(A)) and np.isfinite(residual)):
         raise ValueError("X: its singular value decomposition overflowed float64 (rescale X; "
                          "the optimum does not change when X is scaled by c and gamma by c)")
-    return _Reduction(U, s, A, residual, y_norm, X.shape[1])
+    dropped = sx[r:]
+    rounding = svd_backward_error(X.shape, frobenius(sx)) + frobenius(dropped)
+    load = dropped_energy * (float(dropped[0]) + rounding) if dropped.size else 0.0
+    return _Reduction(U, s, A, residual, y_norm, X.shape[1], rounding, dropped,
+                      dropped_energy, load)
+
+
+def _warn_if_dropped_directions_matter(data: _Reduction, rho: float) -> None:
+    """Warn when the directions below the rank cut could lower the optimum visibly.
+
+    Fitting the part ``e`` of Y along a direction of singular value ``s`` costs ``rho e / s``
+    and gains at most ``e^2 / 2``; with ``s`` known only to within the rounding bound, the
+    optimum could drop by ``(e - rho / (s + rounding))_+^2 / 2``.
+    """
+    e = data.dropped_energy
+    if not data.dropped.size or e == 0.0:
+        return
+    s_bound = float(data.dropped[0]) + data.rounding
+    drop = 0.5 * max(e - (rho / s_bound if s_bound > 0 else np.inf), 0.0) ** 2
+    if drop > 1e-10 * 0.5 * data.y_norm**2:
+        warnings.warn(
+            f"X has {data.dropped.size} singular value(s) below the rank cut (largest "
+            f"{data.dropped[0]:.2e}) along which Y has energy ||Y V||_F = {e:.3g}; at "
+            f"rho = gamma H = {rho:.3g} a problem whose X had them slightly larger could "
+            f"have an optimum lower by up to {drop:.3g} ({drop / (0.5 * data.y_norm**2):.1e} of "
+            "1/2 ||Y||^2). The certificates account for this; rescale or drop those input "
+            "directions to avoid it.", ConditioningWarning, stacklevel=4)
+
+
+#: Multiple of ``eps sqrt(max(d0, n)) ||X||_F`` taken as the backward error of a float64
+#: SVD (with the non-orthogonality of its factors): measured ``||X - U S V^T||_F`` up to
+#: 11.5 eps sqrt(max(d0, n)) ||X||_F (exactly, in 40 digits) over 200 graded X up to 12 x 40.
+SVD_BACKWARD = 32.0
+
+
+def svd_backward_error(shape: tuple[int, int], x_norm: float) -> float:
+    """A bound on ``||X - U diag(s) V^T||_F`` for the float64 SVD of ``X`` of ``shape``."""
+    return SVD_BACKWARD * np.finfo(np.float64).eps * float(np.sqrt(max(shape))) * x_norm
 
 
 def _check_y_norm(y_norm: float, name: str) -> float:
@@ -89,6 +140,36 @@ def _check_y_norm(y_norm: float, name: str) -> float:
             "fall among subnormal numbers, which lose precision; rescale the targets (the "
             "optimum of (c Y, c gamma) is c^2 times that of (Y, gamma))")
     return y_norm
+
+
+def _reduce_qr(R: object, d0: object, n: object) -> _Reduction:
+    """The reduction from ``[X^T, Y^T] = Q R``: ``X = R11^T Q1^T``, so the SVD of ``R11^T``
+    is that of X (with ``V = Q1 W``), ``A = R12^T W``, and what no map of X reaches is
+    ``R22`` and the dropped directions."""
+    R = as_matrix(R, "R")
+    d0 = as_positive_int(d0, "d0")
+    p = R.shape[0]
+    if R.shape != (p, p) or not d0 < p:
+        raise ValueError(f"R must be square (d0 + dH, d0 + dH) with d0 = {d0} < d0 + dH, got "
+                         f"shape {R.shape}")
+    if np.any(np.tril(R, -1)):
+        raise ValueError("R must be upper triangular")
+    if n is not None:
+        n = as_positive_int(n, "n")
+    R11, R12, R22 = R[:d0, :d0], R[:d0, d0:], R[d0:, d0:]
+    y_norm = _check_y_norm(float(np.hypot(frobenius(R12), frobenius(R22))), "Y")
+    Ux, sx, Wt = svd(R11.T)
+    r = numerical_rank(sx, (d0, n if n is not None else d0))
+    A_all = R12.T @ Wt.T
+    U, s, A = Ux[:, :r], sx[:r], A_all[:, :r]
+    dropped = sx[r:]
+    dropped_energy = frobenius(A_all[:, r:])
+    residual = float(np.hypot(dropped_energy, frobenius(R22)))
+    # A QR factorisation is backward stable like an SVD: the same bound, twice.
+    rounding = 2.0 * svd_backward_error((d0, n if n is not None else d0), frobenius(sx))
+    rounding += frobenius(dropped)
+    load = dropped_energy * (float(dropped[0]) + rounding) if dropped.size else 0.0
+    return _Reduction(U, s, A, residual, y_norm, n, rounding, dropped, dropped_energy, load)
 
 
 def _reduce_statistics(XXt: object, YXt: object, YY: object, n: object,
@@ -126,8 +207,29 @@ def _reduce_statistics(XXt: object, YXt: object, YY: object, n: object,
         raise ValueError(
             f"statistics are inconsistent: ||Y X^T U S^-1||^2 = {a_sq:.6g} exceeds "
             f"YY = {YY:.6g}")
-    return _Reduction(U, s, A, float(np.sqrt(max(YY - a_sq, 0.0))),
-                      _check_y_norm(float(np.sqrt(YY)), "YY"), n)
+    residual = float(np.sqrt(max(YY - a_sq, 0.0)))
+    if s.size and (s[0] / s[-1] > 1e7 or np.any(~keep & (w > 0))):
+        warnings.warn(
+            f"XXt: X X^T squares the conditioning of X (cond(X) = {s[0] / s[-1]:.1e} from its "
+            f"eigenvalues, {int(np.sum(~keep & (w > 0)))} direction(s) below sqrt(eps)): beyond "
+            "about 1e7 the certificates cannot reach tight tolerances. Pass the samples, Dask "
+            "arrays, chunks or DeepLinearProblem.from_qr instead.",
+            ConditioningWarning, stacklevel=4)
+    # Eigenvalues of X X^T carry errors of eps ||X X^T||: as a perturbation of X that is
+    # eps s_1^2 / s_j along direction j (squared conditioning), and the energy of Y along
+    # the dropped directions cannot be told from the residual.
+    dropped = np.sqrt(np.clip(w[~keep], 0.0, None))
+    if s.size:
+        rounding = svd_backward_error((d0, d0), float(s[0])) * float(s[0] / s[-1])
+        rounding += frobenius(dropped)
+    else:
+        rounding = 0.0
+    # Y X^T along the dropped eigenvectors is ||Y V_2 S_2|| itself, no division needed.
+    load = 0.0
+    if dropped.size:
+        load = frobenius(YXt @ Ue[:, ~keep]) + svd_backward_error((d0, d0), frobenius(YXt))
+    return _Reduction(U, s, A, residual, _check_y_norm(float(np.sqrt(YY)), "YY"), n, rounding,
+                      dropped, residual if dropped.size else 0.0, load)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -190,9 +292,12 @@ class DeepLinearProblem:
     def __post_init__(self) -> None:
         X, Y, data = self.X, self.Y, self._data
         if data is None and (_statistics.is_dask(X) or _statistics.is_dask(Y)):
-            # Never load Dask data: reduce it to the sufficient statistics chunk by chunk.
-            data = _reduce_statistics(*_statistics.dask_statistics(X, Y, {}), self.hidden,
-                                      self.gamma)
+            # Never load Dask data: reduce it block by block to the triangular factor of
+            # [X; Y]^T (a tree of QR factorisations; the conditioning is not squared).
+            as_hidden(self.hidden, "hidden")
+            as_nonneg_scalar(self.gamma, "gamma")
+            _, _, _, n, R, d0 = _statistics.dask_statistics(X, Y, {})
+            data = _reduce_qr(R, d0, n)
             X = Y = None
         elif data is None:
             X = as_matrix(X, "X")
@@ -202,10 +307,37 @@ class DeepLinearProblem:
         gamma = as_nonneg_scalar(self.gamma, "gamma")
         if data is None:
             data = _reduce_samples(X, Y)
+        if self._data is None:
+            _warn_if_dropped_directions_matter(data, gamma * (len(hidden) + 1))
         # The one place the frozen fields are written: their validated values.
         for name, value in (("X", X), ("Y", Y), ("hidden", hidden), ("gamma", gamma),
                             ("_data", data)):
             object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_qr(cls, R: np.ndarray, d0: int, hidden: Sequence[int], gamma: float, *,
+                n: int | None = None) -> DeepLinearProblem:
+        """Build the problem from the triangular factor of ``[X; Y]^T``.
+
+        With ``[X^T, Y^T] = Q R`` (samples as rows, ``Q`` orthonormal), the optimum, the dual
+        and the weights depend on the data only through ``R``, which can be accumulated over
+        chunks of samples by stacking factors and factorising again (what
+        :mod:`duallinear.distributed` does). Unlike ``X X^T`` it keeps the conditioning of X.
+
+        Parameters
+        ----------
+        R : array_like, shape (d0 + dH, d0 + dH)
+            Upper triangular.
+        d0 : int
+            Number of inputs (rows of X).
+        hidden, gamma
+            As for the constructor.
+        n : int, optional
+            Number of samples (informational; it also sizes the rounding bound).
+        """
+        as_hidden(hidden, "hidden")
+        as_nonneg_scalar(gamma, "gamma")
+        return cls(None, None, hidden, gamma, _data=_reduce_qr(R, d0, n))
 
     @classmethod
     def from_statistics(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float,
@@ -274,6 +406,36 @@ class DeepLinearProblem:
     def y_norm(self) -> float:
         """``||Y||_F`` (unsquared)."""
         return self._data.y_norm
+
+    @property
+    def rounding(self) -> float:
+        """Bound on ``||X - U diag(s) V^T||_F``: the reduced data is exact for a matrix within
+        this distance of ``X`` (float64 backward error, plus the dropped singular values).
+        The certificates account for it (``docs/math.md``, rounding)."""
+        return self._data.rounding
+
+    @property
+    def dropped_singular_values(self) -> np.ndarray:
+        """Singular values of X below the rank cut ``s_1 max(d0, n) eps``, which the reduction
+        drops (read-only)."""
+        return self._data.dropped
+
+    @property
+    def dropped_energy(self) -> float:
+        """``||Y V_dropped||_F``: the part of Y along the dropped directions of X; fitting it
+        could lower the optimum by up to half its square (at gamma = 0)."""
+        return self._data.dropped_energy
+
+    @property
+    def dropped_load(self) -> float:
+        """A bound on ``||Y X^T U_dropped||``: what a dual point absorbing the dropped
+        directions takes from the ball ``||Lambda||_op <= rho``."""
+        return self._data.dropped_load
+
+    @property
+    def condition_number(self) -> float:
+        """``s_1 / s_r`` over the kept singular values of X (1 when X is zero)."""
+        return float(self.s[0] / self.s[-1]) if self.rank else 1.0
 
     @property
     def depth(self) -> int:

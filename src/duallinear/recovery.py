@@ -23,7 +23,7 @@ from ._linalg import LeadingSVD, svd, svd_of_product, top_triplets
 from ._reduced import numerical_rank, pruned_ranks
 from ._threads import one_blas_thread_for
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
-from .certificates import check_dual, closed_form, relative_gap
+from .certificates import certified_gap, check_dual, closed_form, relative_gap
 from .primal import objective, solve_primal
 from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, DualResult, RecoveryWarning
@@ -42,15 +42,19 @@ class Recovery:
     value : float
         Objective (4) at ``weights``.
     gap : float
-        ``value - dual.value``: certified bound on the suboptimality of ``weights``.
+        Certified bound on ``P(weights) - P*`` for the data as given: ``value - dual.value``
+        up to rounding in the reduction of X (see :func:`~duallinear.duality_gap`).
     relative_gap : float
-        ``gap / max(|value|, 1e-8 * 1/2 ||Y||^2)``.
+        ``gap / max(|value + rounding_bound|, 1e-8 * 1/2 ||Y||^2)``.
     repaired : bool
         Whether the plain truncation missed ``tol`` and other weights were taken: a local
         polish, or for whitened X the closed form (the message says which).
     certified : bool
         ``relative_gap <= tol``.
     message : str
+    rounding_bound : float
+        How far the objective of the weights for the data as given can be from ``value``
+        (rounding in the reduction of X); included in ``gap``.
     """
 
     weights: list[np.ndarray]
@@ -60,6 +64,7 @@ class Recovery:
     repaired: bool
     certified: bool
     message: str
+    rounding_bound: float = 0.0
 
 
 def balanced_factors(M: np.ndarray, dims: tuple[int, ...]) -> list[np.ndarray]:
@@ -179,13 +184,20 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     partial = DRSettings(partial_svd=partial_svd).uses_partial(min(problem.A.shape))
     with one_blas_thread_for(problem.A.shape):
         weights, value, rel, repaired, message = _rebuild(problem, dual, tol, polish, partial)
-    certified = rel <= tol
+        gap, margin = certified_gap(problem, weights, dual, value)
+    rel = (float(relative_gap(value + margin, value + margin - gap, problem.zero_value))
+           if np.isfinite(gap) else float("inf"))
+    certified = bool(rel <= tol)
     if not certified:
         warnings.warn(
             f"recovered weights are certified only to relative gap {rel:.2e} > tol {tol:.1e} "
             f"(dual: {dual.message})", RecoveryWarning, stacklevel=2)
-    return Recovery(weights=weights, value=value, gap=value - dual.value, relative_gap=rel,
-                    repaired=repaired, certified=certified, message=message)
+    if margin and rel > tol >= relative_gap(value, dual.float_value, problem.zero_value):
+        message += (f"; rounding in the reduction of X (cond(X) = "
+                    f"{problem.condition_number:.1e}) leaves {rel:.2e} for the data as given")
+    return Recovery(weights=weights, value=value, gap=gap, relative_gap=rel,
+                    repaired=repaired, certified=certified, message=message,
+                    rounding_bound=margin)
 
 
 def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: bool,

@@ -10,12 +10,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ConvergenceWarning", "RecoveryWarning", "PrimalResult", "DualResult",
-           "DualDiagnostics"]
+__all__ = ["ConditioningWarning", "ConvergenceWarning", "RecoveryWarning", "PrimalResult",
+           "DualResult", "DualDiagnostics"]
 
 
 class ConvergenceWarning(UserWarning):
     """A solver stopped before reaching its tolerance; the result says ``converged=False``."""
+
+
+class ConditioningWarning(ConvergenceWarning):
+    """float64 cannot resolve the problem as given to the requested accuracy (ill-conditioned
+    X, directions dropped below the rank cut, statistics that square the conditioning)."""
 
 
 class RecoveryWarning(UserWarning):
@@ -121,10 +126,12 @@ class DualResult:
     time : float
         Wall-clock seconds.
     upper_bound : float
-        Objective of the weights recovered from this point by truncation (MATH.md section 7),
-        ``inf`` if not evaluated. ``upper_bound - value`` bounds the suboptimality of both.
+        Objective of the weights recovered from this point by truncation, ``inf`` if not
+        evaluated; for the data as given (raised by the rounding margin).
     relative_gap : float
-        ``(upper_bound - value) / max(|upper_bound|, 1e-8 * 1/2 ||Y||^2)``.
+        A bound on ``(P(recovered weights) - P*) / max(|upper_bound|, 1e-8 * 1/2 ||Y||^2)``
+        for the data as given: the float64 gap plus the second-order rounding term (the
+        first-order shift moves both bounds alike and cancels in the gap of the pair).
     status : str
         ``"converged"``, ``"max_iter"``, ``"stalled"`` for DR; the solver's status for CVXPY.
     residuals : ndarray
@@ -137,6 +144,14 @@ class DualResult:
         may be estimates; ``relative_gap`` is always certified. Empty for CVXPY.
     diagnostics : DualDiagnostics
         Counts of what the DR solver did (all zero for CVXPY and the closed-form cases).
+    float_value : float
+        The dual value of the float64 reduction at ``Gamma``, before the rounding margin:
+        ``value = float_value - rounding[0] - rounding[1]``.
+    rounding : tuple of float
+        ``(first, second)``: the first-order shift of both bounds by rounding in the reduction
+        of X, and what remains of it (second order) in the gap of a pair; ``value`` is lowered
+        and ``upper_bound`` raised by both, ``relative_gap`` includes the second only
+        (``docs/math.md``, rounding). ``inf`` when float64 cannot resolve X.
     fingerprint : str
         ``DeepLinearProblem.fingerprint`` of the problem solved; ``recover`` and
         ``duality_gap`` reject a dual whose fingerprint is another problem's ("" skips that
@@ -157,4 +172,6 @@ class DualResult:
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     diagnostics: DualDiagnostics = field(default_factory=DualDiagnostics)
+    float_value: float = float("nan")
+    rounding: tuple[float, float] = (0.0, 0.0)
     fingerprint: str = ""
