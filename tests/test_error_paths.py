@@ -311,6 +311,7 @@ ERROR_CASES: dict[str, list[Case]] = {
 NO_INPUT = {
     "__version__": "a version string",
     "ConvergenceWarning": "a warning category, raised by the solvers, not called by users",
+    "ConditioningWarning": "a warning category (a ConvergenceWarning), raised by the library",
     "RecoveryWarning": "a warning category, raised by recover, not called by users",
 }
 

@@ -13,6 +13,7 @@ from .primal import gradient, objective, solve_primal
 from .problem import DeepLinearProblem
 from .recovery import balanced_factors, recover, recover_weights
 from .results import (
+    ConditioningWarning,
     ConvergenceWarning,
     DualDiagnostics,
     DualResult,
@@ -44,6 +45,7 @@ __all__ = [
     "DualResult",
     "DualDiagnostics",
     "ConvergenceWarning",
+    "ConditioningWarning",
     "RecoveryWarning",
     "verify",
     "VerifiedCertificate",

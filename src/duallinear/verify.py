@@ -156,8 +156,17 @@ def _primal(mp, X: np.ndarray, Y: np.ndarray, weights: list[np.ndarray], gamma: 
     if gamma:
         reg = mp.mpf(0)
         for W in weights:
-            if W.size:
-                reg += mp.fsum(s ** H for s in _singular_values(mp, mp.matrix(W.tolist())))
+            if not W.size:
+                continue
+            Wm = mp.matrix(W.tolist())
+            if H % 2 == 0:  # ||W||_{S_H}^H = tr((W^T W)^(H/2)): no eigenvalues needed
+                G = Wm.T * Wm if Wm.cols <= Wm.rows else Wm * Wm.T
+                P = G
+                for _ in range(H // 2 - 1):
+                    P = P * G
+                reg += mp.fsum(P[i, i] for i in range(P.rows))
+            else:
+                reg += mp.fsum(s ** H for s in _singular_values(mp, Wm))
         value += mp.mpf(gamma) * reg
     return value
 
@@ -193,7 +202,7 @@ def _dual(mp, X: np.ndarray, Y: np.ndarray, Lambda: np.ndarray, rho: float, k: i
     GS = Lm * U  # Gamma S on every direction, before the choice below
     AS = Ym * (Xm.T * U)  # A S
     best = None
-    for absorb in (False, True):
+    for absorb in ((False, True) if kept < len(nonzero) else (False,)):
         C = mp.matrix(Ym.rows, len(nonzero))  # the dual point's Gamma S
         for c in range(len(nonzero)):
             for r in range(Ym.rows):
