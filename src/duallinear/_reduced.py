@@ -176,7 +176,7 @@ class Rounding:
     first: float
     dual_second: float
     primal_second: float
-    M: np.ndarray
+    M: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,8 @@ class Reduced:
                 return False
         return float(svdvals(AS)[0]) <= self.rho
 
-    def rounding(self, Gamma: np.ndarray) -> Rounding:
+    def rounding(self, Gamma: np.ndarray, upper: float = 0.0, budget: float = 0.0
+                 ) -> Rounding:
         """How rounding in the reduction of X moves the certificate at ``Gamma`` (feasible).
 
         The reduced data is exact for a matrix within ``eps_x`` of X (Frobenius). Moving X
@@ -296,11 +297,26 @@ class Reduced:
         truncation gives: the shift cancels in the gap of the pair and only the terms of
         second order remain there, while each bound alone must allow for the first order
         (``docs/math.md``, rounding). Every term is ``inf`` when the smallest kept singular
-        value of X is not resolved (within a few ``eps_x`` of the dropped ones).
+        value of X is not resolved (within a few ``eps_x`` of the dropped ones). When bounds
+        from norms alone (``upper``: the certified upper bound there) already fit in
+        ``budget``, they are returned without a decomposition (``M`` is then None).
         """
         eps, s, A, k = self.eps_x, self.s, self.A, self.k
         if eps == 0.0 or not s.size:
             return Rounding(0.0, 0.0, 0.0, np.zeros((A.shape[0], 0)))
+        gap = float(s[-1]) - self.s_next - eps
+        if budget > 0.0 and gap > 2.0 * eps:
+            # Bounds from norms alone first (no decomposition): with ||N||_F <= ||A - Gamma||_F,
+            # ||M|| <= ||A - Gamma||_F / s_r, ||M X - Y||_F <= sqrt(2 upper), no cancellation.
+            B = A - Gamma
+            top = float(np.sqrt(np.vdot(B, B)))
+            m = top / float(s[-1])
+            first = m * float(np.sqrt(2.0 * max(upper, 0.0))) * eps
+            kappa, _ = _basis_sensitivity(A, Gamma, s, self.s_next, eps, float(np.sqrt(
+                self.residual_sq)))
+            second = 2.0 * top * kappa + 0.5 * kappa**2 + self._dropped_cost(top)
+            if first + second + 0.5 * (m * eps) ** 2 <= budget:
+                return Rounding(first, second, 0.5 * (m * eps) ** 2, None)
         U, sv, Vt = svd(A - Gamma)
         N = (U[:, :k] * sv[:k]) @ Vt[:k]
         M = N / s  # N diag(s)^-1: the end-to-end map in the basis of X
@@ -308,7 +324,6 @@ class Reduced:
         fit = float(np.sqrt(float(np.sum((N - A) ** 2)) + self.residual_sq))
         first = m * fit * eps  # |<M^T R, Delta>| <= ||M||_2 ||R||_F ||Delta||_F
         primal_second = 0.5 * (m * eps) ** 2  # 1/2 ||M Delta||^2
-        gap = float(s[-1]) - self.s_next - eps
         if gap <= 2.0 * eps:
             return Rounding(first, float("inf"), primal_second, M)
         tau = eps / gap
@@ -371,8 +386,9 @@ class Reduced:
         fit = float(np.sqrt(float(np.sum((N - self.A) ** 2)) + self.residual_sq))
         own = m * fit * eps + 0.5 * (m * eps) ** 2
         Mhat = rounding.M
-        if Mhat.shape != M.shape:
-            mismatch = 2.0 * own
+        if Mhat is None or Mhat.shape != M.shape:
+            # Not at hand (bounded from norms): the two first-order shifts, uncancelled.
+            mismatch = own + rounding.first
         else:
             Nhat = Mhat * self.s
             # ||M^T R - Mhat^T Rhat||_F, split into the row space of X and its complement.

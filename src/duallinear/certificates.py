@@ -83,6 +83,11 @@ def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
     return _reduced.dual_value(problem.A, Gamma, problem.residual_sq, tail)
 
 
+def scale_of(red: Reduced) -> float:
+    """Values in user units are ``a^2`` times those in normalised units."""
+    return red.a**2
+
+
 def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: DualResult,
                   value: float | None = None) -> tuple[float, float]:
     """``(gap, margin)`` for validated ``weights`` of objective ``value`` (computed if None).
@@ -101,7 +106,10 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
     on_basis = product @ problem.U  # (dH, r)
     outside = op_norm(product - on_basis @ problem.U.T) * red.b / red.a
     M = on_basis * (red.b / red.a)
-    rounding = red.rounding(dual.Gamma / red.a)
+    upper = dual.upper_bound / scale_of(red)
+    # Bounds from norms alone are taken when they stay below 1e-13 of the gap's denominator.
+    rounding = red.rounding(dual.Gamma / red.a, upper,
+                            1e-13 * max(abs(upper), GAP_FLOOR * red.zero_value))
     own, pair = red.weights_rounding(rounding, M, M * red.s, outside)
     scale = red.a**2
     return value - dual.float_value + pair * scale, own * scale

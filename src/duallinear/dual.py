@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from ._dr import DRSettings, SDPSettings, check_solver, solve_dr, solve_sdp
-from ._reduced import Reduced
+from ._reduced import GAP_FLOOR, Reduced
 from ._threads import one_blas_thread_for
 from ._validation import as_nonneg_scalar, as_positive_int
 from .problem import DeepLinearProblem, check_problem
@@ -129,7 +129,8 @@ def solve_dual(
             out = solve_dr(red, tol, max_iter, dr, whitened=problem.is_whitened)
         else:
             out = solve_sdp(red, tol, sdp)
-        rnd = red.rounding(out.Gamma)
+        budget = 1e-3 * tol * max(abs(out.upper), GAP_FLOOR * red.zero_value)
+        rnd = red.rounding(out.Gamma, out.upper, budget)
         margin = _relative_second(red, out, rnd)
         if (method == "dr" and out.converged and tol > 0.0
                 and red.gap(out.upper, out.lower) + margin > tol and margin < 0.5 * tol):
@@ -138,7 +139,7 @@ def solve_dual(
             again = solve_dr(red, tol - margin, max_iter, dr, whitened=problem.is_whitened)
             if again.converged:
                 again.iterations += out.iterations
-                out, rnd = again, red.rounding(again.Gamma)
+                out, rnd = again, red.rounding(again.Gamma, again.upper, budget)
         elapsed = time.perf_counter() - t0
         Gamma = out.Gamma * red.a
         Lambda = (Gamma * problem.s) @ problem.U.T
