@@ -30,6 +30,8 @@ with warnings.catch_warnings():
     DUAL = dl.solve_dual(P, max_iter=50)
     DUAL_OTHER = dl.solve_dual(OTHER, max_iter=50)
 W_OK = [np.zeros(s) for s in P.weight_shapes]
+P2 = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, branches=2)  # two branches
+PF = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, penalty="frobenius")  # weight decay, H = 3
 Z = RNG.standard_normal((3, 4))
 S = np.array([3.0, 2.0, 1.0])
 XXT, YXT, YY = X @ X.T, Y @ X.T, float(np.sum(Y * Y))
@@ -91,9 +93,20 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: P.check_weights(np.zeros((2, 2))), TypeError, "weights"),
         (lambda: P.check_weights(W_OK[:2]), ValueError, "weights"),
         (lambda: P.check_weights([W_OK[0].T, *W_OK[1:]]), ValueError, r"weights\[0\]"),
+        (lambda: _problem(branches=0), ValueError, "branches"),
+        (lambda: _problem(branches=2.0), TypeError, "branches"),
+        (lambda: _problem(penalty="l1"), ValueError, "penalty"),
+        (lambda: _problem(penalty=None), TypeError, "penalty"),
+        (lambda: _stats(branches=-1), ValueError, "branches"),
+        (lambda: P2.check_weights(W_OK), ValueError, "branches"),
+        (lambda: P2.check_weights(np.zeros((2, 2))), TypeError, "branches"),
+        (lambda: P2.check_weights([W_OK, W_OK[:2]]), ValueError, r"weights\[1\]"),
+        (lambda: P2.check_weights([W_OK, [W_OK[0].T, *W_OK[1:]]]), ValueError,
+         r"weights\[1\]\[0\]"),
     ],
     "objective": [
         (lambda: dl.objective(NOT_A_PROBLEM, W_OK), TypeError, "problem"),
+        (lambda: dl.objective(P2, W_OK), ValueError, "branches"),
         (lambda: dl.objective(P, W_OK[:-1]), ValueError, "weights"),
         (lambda: dl.objective(P, [*W_OK[:-1], np.zeros((3, 3))]), ValueError, r"weights\[2\]"),
         (lambda: dl.objective(P, [W_OK[0], None, W_OK[2]]), TypeError, r"weights\[1\]"),
@@ -102,6 +115,7 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.gradient(NOT_A_PROBLEM, W_OK), TypeError, "problem"),
         (lambda: dl.gradient(P, tuple(W_OK[:1])), ValueError, "weights"),
         (lambda: dl.gradient(P, "weights"), (TypeError, ValueError), "weights"),
+        (lambda: dl.gradient(P2, [W_OK, W_OK, W_OK]), ValueError, "branches"),
     ],
     "solve_primal": [
         (lambda: dl.solve_primal(NOT_A_PROBLEM), TypeError, "problem"),
@@ -113,6 +127,7 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve_primal(P, max_iter=0), ValueError, "max_iter"),
         (lambda: dl.solve_primal(P, tol=-1.0), ValueError, "tol"),
         (lambda: dl.solve_primal(P, init=W_OK[:1]), ValueError, "init"),
+        (lambda: dl.solve_primal(P2, init=W_OK), ValueError, "init"),
         (lambda: dl.solve_primal(P, init_scale=-1.0), ValueError, "init_scale"),
         (lambda: dl.solve_primal(P, method="gd", lr=0.0), ValueError, "lr"),
         (lambda: dl.solve_primal(P, n_jobs=0), ValueError, "n_jobs"),
@@ -120,6 +135,8 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "solve_dual": [
         (lambda: dl.solve_dual(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: dl.solve_dual(P2), ValueError, "branches"),
+        (lambda: dl.solve_dual(PF), ValueError, "penalty"),
         (lambda: dl.solve_dual(P, method="admm"), ValueError, "method"),
         (lambda: dl.solve_dual(P, tol=-1e-3), ValueError, "tol"),
         (lambda: dl.solve_dual(P, max_iter=0), ValueError, "max_iter"),
@@ -161,6 +178,7 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "recover": [
         (lambda: dl.recover(NOT_A_PROBLEM, DUAL), TypeError, "problem"),
+        (lambda: dl.recover(P2, DUAL), ValueError, "branches"),
         (lambda: dl.recover(P, "dual"), TypeError, "dual"),
         (lambda: dl.recover(P, DUAL_OTHER), ValueError, "dual"),
         (lambda: dl.recover(P, DUAL, tol=-1.0), ValueError, "tol"),
@@ -206,12 +224,14 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "duality_gap": [
         (lambda: dl.duality_gap(NOT_A_PROBLEM, W_OK, DUAL), TypeError, "problem"),
+        (lambda: dl.duality_gap(P2, [W_OK, W_OK], DUAL), ValueError, "branches"),
         (lambda: dl.duality_gap(P, W_OK, "dual"), TypeError, "dual"),
         (lambda: dl.duality_gap(P, W_OK, DUAL_OTHER), ValueError, "dual"),
         (lambda: dl.duality_gap(P, W_OK[:2], DUAL), ValueError, "weights"),
     ],
     "dual_value": [
         (lambda: dl.dual_value(NOT_A_PROBLEM, DUAL.Lambda), TypeError, "problem"),
+        (lambda: dl.dual_value(PF, DUAL.Lambda), ValueError, "penalty"),
         (lambda: dl.dual_value(P, DUAL.Lambda.T), ValueError, "Lambda"),
         (lambda: dl.dual_value(P, None), TypeError, "Lambda"),
         (lambda: dl.dual_value(P, np.full((3, 4), np.nan)), ValueError, "Lambda"),
@@ -224,6 +244,7 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "closed_form": [
         (lambda: dl.closed_form(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: dl.closed_form(PF), ValueError, "penalty"),
         (lambda: dl.closed_form(P), ValueError, "whitened"),
     ],
     "PrimalResult": [
