@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import duallinear as dl
-from duallinear import distributed, prox
+from duallinear import branches, distributed, prox
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((4, 6))
@@ -30,6 +30,7 @@ with warnings.catch_warnings():
     DUAL = dl.solve_dual(P, max_iter=50)
     DUAL_OTHER = dl.solve_dual(OTHER, max_iter=50)
 W_OK = [np.zeros(s) for s in P.weight_shapes]
+SOLUTION = dl.solve(P)
 P2 = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, branches=2)  # two branches
 PF = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, penalty="frobenius")  # weight decay, H = 3
 Z = RNG.standard_normal((3, 4))
@@ -256,6 +257,66 @@ ERROR_CASES: dict[str, list[Case]] = {
     "DualResult": [
         (lambda: dl.DualResult(method="dr"), TypeError, "Lambda"),
         (lambda: setattr(DUAL, "value", 0.0), FrozenInstanceError, "value"),
+    ],
+    # duallinear.branches
+    "solve": [
+        (lambda: dl.solve(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: dl.solve(P, tol=-1.0), ValueError, "tol"),
+        (lambda: dl.solve(P, restarts=0), ValueError, "restarts"),
+        (lambda: dl.solve(P, restarts=1.5), TypeError, "restarts"),
+        (lambda: dl.solve(P, seed=-1), ValueError, "seed"),
+    ],
+    "chain_problem": [
+        (lambda: branches.chain_problem(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.chain_problem(None), TypeError, "problem"),
+    ],
+    "whitened_optimum": [
+        (lambda: branches.whitened_optimum(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.whitened_optimum(PF), ValueError, "whitened"),
+    ],
+    "singular_value_bound": [
+        (lambda: branches.singular_value_bound(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.singular_value_bound(PF, upper=-1.0), ValueError, "upper"),
+        (lambda: branches.singular_value_bound(PF, upper="1"), TypeError, "upper"),
+    ],
+    "weight_decay_lower_bound": [
+        (lambda: branches.weight_decay_lower_bound(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.weight_decay_lower_bound(P), ValueError, "penalty"),
+        (lambda: branches.weight_decay_lower_bound(PF.with_gamma(0.0)), ValueError, "gamma"),
+        (lambda: branches.weight_decay_lower_bound(PF, upper=float("nan")), ValueError,
+         "upper"),
+        (lambda: branches.weight_decay_lower_bound(PF, tol=-1.0), ValueError, "tol"),
+    ],
+    "output_coupled_dual": [
+        (lambda: branches.output_coupled_dual(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.output_coupled_dual(P, tol=-1.0), ValueError, "tol"),
+    ],
+    "gap_curve": [
+        (lambda: branches.gap_curve(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.gap_curve(PF), ValueError, "penalty"),
+        (lambda: branches.gap_curve(P, 3), TypeError, "branches"),
+        (lambda: branches.gap_curve(P, "12"), TypeError, "branches"),
+        (lambda: branches.gap_curve(P, [1, 0]), ValueError, "branches"),
+        (lambda: branches.gap_curve(P, [1.5]), TypeError, "branches"),
+        (lambda: branches.gap_curve(P, []), ValueError, "branches"),
+        (lambda: branches.gap_curve(P, tol=-1.0), ValueError, "tol"),
+    ],
+    "Solution": [
+        (lambda: branches.Solution(lower=0.0), TypeError, "upper"),
+        (lambda: setattr(SOLUTION, "lower", 0.0), FrozenInstanceError, "lower"),
+    ],
+    "LowerBound": [
+        (lambda: branches.LowerBound(value=0.0), TypeError, "route"),
+        (lambda: setattr(branches.LowerBound(0.0, "", 1.0, 0.0, 0.0, 0.0), "value", 1.0),
+         FrozenInstanceError, "value"),
+    ],
+    "CoupledDual": [
+        (lambda: branches.CoupledDual(lower=0.0), TypeError, "upper"),
+        (lambda: setattr(branches.output_coupled_dual(PF), "lower", 1.0),
+         FrozenInstanceError, "lower"),
+    ],
+    "GapCurve": [
+        (lambda: branches.GapCurve(branches=np.ones(1)), TypeError, "lower"),
     ],
     # duallinear.prox
     "spectral_apply": [
