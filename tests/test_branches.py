@@ -138,7 +138,7 @@ def test_whitened_closed_form_scales_with_c() -> None:
 
 
 # ---------------------------------------------------------------------- lower bounds
-def brute_force_rank_one(problem: dl.DeepLinearProblem, n: int = 400) -> float:
+def brute_force_rank_one(problem: dl.DeepLinearProblem, n: int = 150) -> float:
     """``min over rank-1 M`` of the reduced objective for 2 x 2 reduced data: exact in the
     scale (the scalar problem), a dense grid and zooming in the two directions."""
     A, s, lam = problem.A, problem.s, problem.rho

@@ -449,8 +449,9 @@ def _second_terms(a: np.ndarray, tail: float, const: float, theta: np.ndarray,
     a = a[None, :]
 
     def f(x: np.ndarray) -> np.ndarray:
+        # min(r(m), r(T)) is the minorant exactly (r is concave); mbar only places candidates.
         m = x / c
-        return 0.5 * w * (x - a) ** 2 + lam * np.where(m < mbar, m**p - beta_c * m, rT)
+        return 0.5 * w * (x - a) ** 2 + lam * np.minimum(m**p - beta_c * m, rT)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         root = _larger_root(a + lam * beta_c / (w * c), lam * c ** (-p) / w, p)
