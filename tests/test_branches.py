@@ -291,6 +291,15 @@ def test_gap_curve_general_x(H) -> None:
     assert np.all(np.diff(values) <= 1e-9 * values[:-1])
 
 
+def test_gap_curve_in_parallel_is_the_same_curve() -> None:
+    X, Y = gaussian(6, 5, 12, seed=8)
+    problem = dl.DeepLinearProblem(X, Y, (1,), 0.3)
+    serial = br.gap_curve(problem)
+    parallel = br.gap_curve(problem, n_jobs=2)
+    np.testing.assert_allclose(parallel.lower, serial.lower, rtol=1e-12)
+    np.testing.assert_allclose(parallel.upper, serial.upper, rtol=1e-12)
+
+
 def test_output_coupled_dual_is_vacuous_for_weight_decay() -> None:
     X, Y = gaussian(3, 2, 6, seed=1)
     problem = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, penalty="frobenius")

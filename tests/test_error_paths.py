@@ -300,6 +300,9 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: branches.gap_curve(P, [1.5]), TypeError, "branches"),
         (lambda: branches.gap_curve(P, []), ValueError, "branches"),
         (lambda: branches.gap_curve(P, tol=-1.0), ValueError, "tol"),
+        (lambda: branches.gap_curve(P, max_iter=0), ValueError, "max_iter"),
+        (lambda: branches.gap_curve(P, n_jobs=0), ValueError, "n_jobs"),
+        (lambda: branches.gap_curve(P, n_jobs=1.5), TypeError, "n_jobs"),
     ],
     "Solution": [
         (lambda: branches.Solution(lower=0.0), TypeError, "upper"),

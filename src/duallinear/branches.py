@@ -149,14 +149,14 @@ class CoupledDual:
         ``upper`` is the objective of a point of that problem; for weight decay at ``H >= 3``
         it is ``1/2 ||Y - A V^T||^2`` exactly (the dual is vacuous).
     rank : int or None
-        The smallest rank of a truncated point of the convex problem whose objective is
-        certified against ``lower`` to ``tol`` (``certified``): ``gap(B)`` is zero (to ``tol``)
-        once ``B k >= rank``. ``None`` when the dual is vacuous.
+        The rank of a truncated point of the convex problem whose objective is certified
+        against ``lower`` to ``tol`` (``certified``), the smallest found by bisection:
+        ``gap(B)`` is zero (to ``tol``) once ``B k >= rank``. ``None`` when the dual is vacuous.
     rank_value : float
         The objective of that rank-``rank`` point: an upper bound on ``P*(B)`` for every
         ``B k >= rank``.
     certified : bool
-        Whether some truncation met ``tol`` (else ``rank`` is that of the best point found).
+        Whether the point met ``tol`` (else ``rank`` is its full numerical rank).
     vacuous : bool
         True for weight decay at ``H >= 3``.
     message : str
@@ -673,6 +673,13 @@ def _solve_weight_decay(problem: DeepLinearProblem, tol: float, restarts: int,
     return weights, min(combined, problem.zero_value), upper, bound_route, route
 
 
+def _chain_bounds(chain: DeepLinearProblem, tol: float, max_iter: int) -> tuple[float, float]:
+    """Certified bounds on the optimum of one Schatten chain from its dual (a top-level
+    function so that joblib can ship it)."""
+    res = _quiet(solve_dual, chain, tol=tol, max_iter=max_iter)
+    return res.value, min(res.upper_bound, chain.zero_value)
+
+
 # ----------------------------------------------------------------- output-coupled dual
 def output_coupled_dual(problem: DeepLinearProblem, *, tol: float = 1e-10) -> CoupledDual:
     """The dual of the problem with only the coupling ``Z = sum_b f_b(X)`` dualised.
@@ -706,23 +713,36 @@ def output_coupled_dual(problem: DeepLinearProblem, *, tol: float = 1e-10) -> Co
         dual = _quiet(solve_dual, convex, tol=tol)
         lower, N = dual.value, problem.A - dual.Gamma  # the convex problem's optimal N
     P, m, Qt = svd(N / problem.s) if N.size else (N, np.zeros(0), N)
-    # Objective of every truncation of M' = N diag(s)^-1 (its singular values are m[:r]).
-    values = np.array([
-        0.5 * problem.residual_sq + problem.rho * float(np.sum(m[:r])) + 0.5 * float(
-            np.sum(((P[:, :r] * m[:r]) @ (Qt[:r] * problem.s) - problem.A) ** 2))
-        for r in range(m.size + 1)])
-    gaps = np.array([relative_gap(float(v), lower, problem.zero_value) for v in values])
-    certified = bool(np.any(gaps <= tol))
-    rank = int(np.argmax(gaps <= tol)) if certified else int(np.argmin(values))
-    upper = float(np.min(values))
-    return CoupledDual(lower, upper, rank, float(values[rank]), certified, False,
+
+    def value(r: int) -> float:  # objective of the truncation of M' = N diag(s)^-1 to rank r
+        R = (P[:, :r] * m[:r]) @ (Qt[:r] * problem.s) - problem.A
+        return (0.5 * problem.residual_sq + problem.rho * float(np.sum(m[:r]))
+                + 0.5 * float(np.sum(R * R)))
+
+    values = {m.size: value(m.size)}
+    if relative_gap(values[m.size], lower, problem.zero_value) <= tol:
+        # The smallest certified rank, by bisection (truncations lose value as rank falls).
+        lo, hi = -1, m.size
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            values[mid] = value(mid)
+            if relative_gap(values[mid], lower, problem.zero_value) <= tol:
+                hi = mid
+            else:
+                lo = mid
+        rank, certified = hi, True
+    else:
+        rank, certified = m.size, False
+    upper = min(values.values())
+    gap = relative_gap(values[rank], lower, problem.zero_value)
+    return CoupledDual(lower, upper, rank, values[rank], certified, False,
                        f"the convex nuclear-norm problem (no rank bound): certified rank "
-                       f"{rank}, relative gap {gaps[rank]:.1e}" +
+                       f"{rank}, relative gap {gap:.1e}" +
                        ("" if certified else f" (tol {tol:.0e} not met)"))
 
 
 def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None, *,
-              tol: float = 1e-10, max_iter: int = 75) -> GapCurve:
+              tol: float = 1e-10, max_iter: int = 75, n_jobs: int | None = None) -> GapCurve:
     """The duality gap ``gap(B) = P*(B) - D_oc`` of the output-coupled dual over ``B``.
 
     ``P*(B)`` is the optimum with ``B`` branches of the problem's widths (the problem's own
@@ -745,6 +765,9 @@ def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None,
         at d = 100 (Gaussian X, ``benchmarks/branches_gap_curve.py``) such points were left at
         relative intervals of 4e-6..4e-5 after 75 iterations, 2e-6..9e-5 after 5000, at a
         seventh of the time.
+    n_jobs : int, optional
+        Solve the points in parallel through joblib (``None`` or 1: one after the other;
+        -1: all cores). Each solve runs BLAS on one thread.
 
     Examples
     --------
@@ -758,6 +781,10 @@ def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None,
     check_problem(problem)
     tol = as_nonneg_scalar(tol, "tol")
     max_iter = as_positive_int(max_iter, "max_iter")
+    if n_jobs is not None:
+        n_jobs = as_positive_int(n_jobs, "n_jobs", minimum=-1)
+        if n_jobs == 0:
+            raise ValueError("n_jobs must be >= 1, or -1 for all cores; got 0")
     if not (problem.is_schatten or problem.gamma == 0.0):
         raise ValueError(
             "gap_curve needs the Schatten penalty (or H = 2): with weight decay at H >= 3 the "
@@ -774,16 +801,23 @@ def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None,
         Bs = [as_positive_int(B, "branches[]") for B in branches]
         if not Bs:
             raise ValueError("branches must hold at least one value")
+    need = sorted({B for B in Bs if B < zero_from})
+    if problem.is_whitened:
+        found = {B: (closed_form(_schatten_chain(problem, k=B * problem.k)).value,) * 2
+                 for B in need}
+    else:
+        chains = [_schatten_chain(problem, k=B * problem.k) for B in need]
+        if n_jobs is None or n_jobs == 1:
+            bounds = [_chain_bounds(chain, tol, max_iter) for chain in chains]
+        else:
+            from joblib import Parallel, delayed
+
+            bounds = Parallel(n_jobs=n_jobs)(delayed(_chain_bounds)(chain, tol, max_iter)
+                                             for chain in chains)
+        found = dict(zip(need, bounds, strict=True))
     lower, upper, exact = [], [], []
     for B in Bs:
-        if B >= zero_from:
-            lo, up = dual.lower, dual.rank_value
-        elif problem.is_whitened:
-            lo = up = closed_form(_schatten_chain(problem, k=B * problem.k)).value
-        else:
-            chain = _schatten_chain(problem, k=B * problem.k)
-            res = _quiet(solve_dual, chain, tol=tol, max_iter=max_iter)
-            lo, up = res.value, min(res.upper_bound, problem.zero_value)
+        lo, up = found.get(B, (dual.lower, dual.rank_value))
         lower.append(lo)
         upper.append(up)
     order = np.argsort(Bs)
