@@ -127,6 +127,51 @@ def test_hitting_quick(tmp_path, capsys):
     _check_png(out / "hitting.png")
 
 
+def test_branches_quick(tmp_path, capsys):
+    out = tmp_path / "br"
+    assert cli.main(["branches", "--quick", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert str(out) in text
+    rows = _read_csv(out / "branches.csv")
+    for column in ("x_kind", "penalty", "H", "B", "width", "lower", "upper", "relative_gap",
+                   "hit_rate", "dual_lower"):
+        assert column in rows[0]
+    kinds = {(r["x_kind"], r["penalty"], int(r["H"])) for r in rows}
+    assert kinds == {(x, p, H) for x in ("identity", "gaussian")
+                     for p in ("schatten", "frobenius") for H in (2, 3)}
+    _finite(rows, ["lower", "upper", "relative_gap", "hit_rate", "dual_lower"])
+    by = {(r["x_kind"], r["penalty"], int(r["H"]), int(r["B"])): r for r in rows}
+    for (x, pen, H, B), r in by.items():
+        lower, upper = float(r["lower"]), float(r["upper"])
+        assert lower <= upper * (1 + 1e-9) and 0.0 <= float(r["hit_rate"]) <= 1.0
+        if pen == "schatten" or H == 2 or x == "identity":
+            assert int(r["exact"]) == 1
+        if pen == "schatten":
+            # the output-coupled dual does not depend on B; the gap does not increase with B
+            # and vanishes once B k >= rank M_cvx
+            assert float(r["dual_lower"]) == float(by[(x, pen, H, 1)]["dual_lower"])
+            if B > 1:
+                assert float(r["relative_gap"]) <= float(by[(x, pen, H, B - 1)]["relative_gap"]) \
+                    + 1e-12
+            if B >= int(r["cvx_rank"]):
+                assert abs(float(r["relative_gap"])) <= 1e-9
+        if pen == "frobenius" and H == 2:
+            twin = by[(x, "schatten", H, B)]
+            assert (r["lower"], r["upper"]) == (twin["lower"], twin["upper"])
+        if pen == "frobenius" and H == 3:
+            assert int(r["dual_vacuous"]) == 1
+    _check_png(out / "branches.png")
+
+
+def test_branches_one_x_kind(tmp_path, capsys):
+    out = tmp_path / "one"
+    assert cli.main(["branches", "--quick", "--x-kind", "gaussian", "--penalties", "schatten",
+                     "--out", str(out), "--no-progress"]) == 0
+    rows = _read_csv(out / "branches.csv")
+    assert {r["x_kind"] for r in rows} == {"gaussian"}
+    assert {r["penalty"] for r in rows} == {"schatten"}
+
+
 @pytest.mark.parametrize("argv", [
     ["gap", "--sizes", "5,-3"],
     ["gap", "--sizes", "-5"],
@@ -139,6 +184,10 @@ def test_hitting_quick(tmp_path, capsys):
     ["hitting", "--seeds", "0"],
     ["hitting", "--methods", "sgd"],
     ["gap", "--jobs", "0"],
+    ["branches", "--penalties", "l1"],
+    ["branches", "--depth", "1"],
+    ["branches", "--d", "0"],
+    ["branches", "--x-kind", "spiral"],
     ["frobnicate"],
 ])
 def test_bad_options_exit_2_with_one_line(argv, tmp_path, capsys):

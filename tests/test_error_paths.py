@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import duallinear as dl
-from duallinear import distributed, prox
+from duallinear import branches, distributed, prox
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((4, 6))
@@ -30,6 +30,9 @@ with warnings.catch_warnings():
     DUAL = dl.solve_dual(P, max_iter=50)
     DUAL_OTHER = dl.solve_dual(OTHER, max_iter=50)
 W_OK = [np.zeros(s) for s in P.weight_shapes]
+SOLUTION = dl.solve(P)
+P2 = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, branches=2)  # two branches
+PF = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, penalty="frobenius")  # weight decay, H = 3
 Z = RNG.standard_normal((3, 4))
 S = np.array([3.0, 2.0, 1.0])
 XXT, YXT, YY = X @ X.T, Y @ X.T, float(np.sum(Y * Y))
@@ -91,9 +94,20 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: P.check_weights(np.zeros((2, 2))), TypeError, "weights"),
         (lambda: P.check_weights(W_OK[:2]), ValueError, "weights"),
         (lambda: P.check_weights([W_OK[0].T, *W_OK[1:]]), ValueError, r"weights\[0\]"),
+        (lambda: _problem(branches=0), ValueError, "branches"),
+        (lambda: _problem(branches=2.0), TypeError, "branches"),
+        (lambda: _problem(penalty="l1"), ValueError, "penalty"),
+        (lambda: _problem(penalty=None), TypeError, "penalty"),
+        (lambda: _stats(branches=-1), ValueError, "branches"),
+        (lambda: P2.check_weights(W_OK), ValueError, "branches"),
+        (lambda: P2.check_weights(np.zeros((2, 2))), TypeError, "branches"),
+        (lambda: P2.check_weights([W_OK, W_OK[:2]]), ValueError, r"weights\[1\]"),
+        (lambda: P2.check_weights([W_OK, [W_OK[0].T, *W_OK[1:]]]), ValueError,
+         r"weights\[1\]\[0\]"),
     ],
     "objective": [
         (lambda: dl.objective(NOT_A_PROBLEM, W_OK), TypeError, "problem"),
+        (lambda: dl.objective(P2, W_OK), ValueError, "branches"),
         (lambda: dl.objective(P, W_OK[:-1]), ValueError, "weights"),
         (lambda: dl.objective(P, [*W_OK[:-1], np.zeros((3, 3))]), ValueError, r"weights\[2\]"),
         (lambda: dl.objective(P, [W_OK[0], None, W_OK[2]]), TypeError, r"weights\[1\]"),
@@ -102,6 +116,7 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.gradient(NOT_A_PROBLEM, W_OK), TypeError, "problem"),
         (lambda: dl.gradient(P, tuple(W_OK[:1])), ValueError, "weights"),
         (lambda: dl.gradient(P, "weights"), (TypeError, ValueError), "weights"),
+        (lambda: dl.gradient(P2, [W_OK, W_OK, W_OK]), ValueError, "branches"),
     ],
     "solve_primal": [
         (lambda: dl.solve_primal(NOT_A_PROBLEM), TypeError, "problem"),
@@ -113,6 +128,7 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve_primal(P, max_iter=0), ValueError, "max_iter"),
         (lambda: dl.solve_primal(P, tol=-1.0), ValueError, "tol"),
         (lambda: dl.solve_primal(P, init=W_OK[:1]), ValueError, "init"),
+        (lambda: dl.solve_primal(P2, init=W_OK), ValueError, "init"),
         (lambda: dl.solve_primal(P, init_scale=-1.0), ValueError, "init_scale"),
         (lambda: dl.solve_primal(P, method="gd", lr=0.0), ValueError, "lr"),
         (lambda: dl.solve_primal(P, n_jobs=0), ValueError, "n_jobs"),
@@ -120,6 +136,8 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "solve_dual": [
         (lambda: dl.solve_dual(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: dl.solve_dual(P2), ValueError, "branches"),
+        (lambda: dl.solve_dual(PF), ValueError, "penalty"),
         (lambda: dl.solve_dual(P, method="admm"), ValueError, "method"),
         (lambda: dl.solve_dual(P, tol=-1e-3), ValueError, "tol"),
         (lambda: dl.solve_dual(P, max_iter=0), ValueError, "max_iter"),
@@ -176,6 +194,7 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "recover": [
         (lambda: dl.recover(NOT_A_PROBLEM, DUAL), TypeError, "problem"),
+        (lambda: dl.recover(P2, DUAL), ValueError, "branches"),
         (lambda: dl.recover(P, "dual"), TypeError, "dual"),
         (lambda: dl.recover(P, DUAL_OTHER), ValueError, "dual"),
         (lambda: dl.recover(P, DUAL, tol=-1.0), ValueError, "tol"),
@@ -221,12 +240,14 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "duality_gap": [
         (lambda: dl.duality_gap(NOT_A_PROBLEM, W_OK, DUAL), TypeError, "problem"),
+        (lambda: dl.duality_gap(P2, [W_OK, W_OK], DUAL), ValueError, "branches"),
         (lambda: dl.duality_gap(P, W_OK, "dual"), TypeError, "dual"),
         (lambda: dl.duality_gap(P, W_OK, DUAL_OTHER), ValueError, "dual"),
         (lambda: dl.duality_gap(P, W_OK[:2], DUAL), ValueError, "weights"),
     ],
     "dual_value": [
         (lambda: dl.dual_value(NOT_A_PROBLEM, DUAL.Lambda), TypeError, "problem"),
+        (lambda: dl.dual_value(PF, DUAL.Lambda), ValueError, "penalty"),
         (lambda: dl.dual_value(P, DUAL.Lambda.T), ValueError, "Lambda"),
         (lambda: dl.dual_value(P, None), TypeError, "Lambda"),
         (lambda: dl.dual_value(P, np.full((3, 4), np.nan)), ValueError, "Lambda"),
@@ -239,6 +260,7 @@ ERROR_CASES: dict[str, list[Case]] = {
     ],
     "closed_form": [
         (lambda: dl.closed_form(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: dl.closed_form(PF), ValueError, "penalty"),
         (lambda: dl.closed_form(P), ValueError, "whitened"),
     ],
     "PrimalResult": [
@@ -250,6 +272,69 @@ ERROR_CASES: dict[str, list[Case]] = {
     "DualResult": [
         (lambda: dl.DualResult(method="dr"), TypeError, "Lambda"),
         (lambda: setattr(DUAL, "value", 0.0), FrozenInstanceError, "value"),
+    ],
+    # duallinear.branches
+    "solve": [
+        (lambda: dl.solve(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: dl.solve(P, tol=-1.0), ValueError, "tol"),
+        (lambda: dl.solve(P, restarts=0), ValueError, "restarts"),
+        (lambda: dl.solve(P, restarts=1.5), TypeError, "restarts"),
+        (lambda: dl.solve(P, seed=-1), ValueError, "seed"),
+    ],
+    "chain_problem": [
+        (lambda: branches.chain_problem(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.chain_problem(None), TypeError, "problem"),
+    ],
+    "whitened_optimum": [
+        (lambda: branches.whitened_optimum(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.whitened_optimum(PF), ValueError, "whitened"),
+    ],
+    "singular_value_bound": [
+        (lambda: branches.singular_value_bound(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.singular_value_bound(PF, upper=-1.0), ValueError, "upper"),
+        (lambda: branches.singular_value_bound(PF, upper="1"), TypeError, "upper"),
+    ],
+    "weight_decay_lower_bound": [
+        (lambda: branches.weight_decay_lower_bound(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.weight_decay_lower_bound(P), ValueError, "penalty"),
+        (lambda: branches.weight_decay_lower_bound(PF.with_gamma(0.0)), ValueError, "gamma"),
+        (lambda: branches.weight_decay_lower_bound(PF, upper=float("nan")), ValueError,
+         "upper"),
+        (lambda: branches.weight_decay_lower_bound(PF, tol=-1.0), ValueError, "tol"),
+    ],
+    "output_coupled_dual": [
+        (lambda: branches.output_coupled_dual(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.output_coupled_dual(P, tol=-1.0), ValueError, "tol"),
+    ],
+    "gap_curve": [
+        (lambda: branches.gap_curve(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: branches.gap_curve(PF), ValueError, "penalty"),
+        (lambda: branches.gap_curve(P, 3), TypeError, "branches"),
+        (lambda: branches.gap_curve(P, "12"), TypeError, "branches"),
+        (lambda: branches.gap_curve(P, [1, 0]), ValueError, "branches"),
+        (lambda: branches.gap_curve(P, [1.5]), TypeError, "branches"),
+        (lambda: branches.gap_curve(P, []), ValueError, "branches"),
+        (lambda: branches.gap_curve(P, tol=-1.0), ValueError, "tol"),
+        (lambda: branches.gap_curve(P, max_iter=0), ValueError, "max_iter"),
+        (lambda: branches.gap_curve(P, n_jobs=0), ValueError, "n_jobs"),
+        (lambda: branches.gap_curve(P, n_jobs=1.5), TypeError, "n_jobs"),
+    ],
+    "Solution": [
+        (lambda: branches.Solution(lower=0.0), TypeError, "upper"),
+        (lambda: setattr(SOLUTION, "lower", 0.0), FrozenInstanceError, "lower"),
+    ],
+    "LowerBound": [
+        (lambda: branches.LowerBound(value=0.0), TypeError, "route"),
+        (lambda: setattr(branches.LowerBound(0.0, "", 1.0, 0.0, 0.0, 0.0), "value", 1.0),
+         FrozenInstanceError, "value"),
+    ],
+    "CoupledDual": [
+        (lambda: branches.CoupledDual(lower=0.0), TypeError, "upper"),
+        (lambda: setattr(branches.output_coupled_dual(PF), "lower", 1.0),
+         FrozenInstanceError, "lower"),
+    ],
+    "GapCurve": [
+        (lambda: branches.GapCurve(branches=np.ones(1)), TypeError, "lower"),
     ],
     # duallinear.prox
     "spectral_apply": [

@@ -3,10 +3,13 @@
 Build a :class:`DeepLinearProblem` from data ``X`` (d0, n), ``Y`` (dH, n), hidden widths and
 ``gamma``; solve it by :func:`solve_dual` (convex, global) and/or :func:`solve_primal`
 (non-convex local search with restarts); rebuild weights with :func:`recover_weights`; read
-the certificate with :func:`duality_gap`.
+the certificate with :func:`duality_gap`. Networks of several branches and plain weight decay
+(``DeepLinearProblem(..., branches=, penalty=)``) are answered by :func:`solve`
+(:mod:`duallinear.branches`).
 """
 
-from . import distributed, prox
+from . import branches, distributed, prox
+from .branches import solve
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import DRSettings, SDPSettings, solve_dual
 from .primal import gradient, objective, solve_primal
@@ -39,6 +42,8 @@ __all__ = [
     "dual_value",
     "relative_gap",
     "closed_form",
+    "solve",
+    "branches",
     "prox",
     "distributed",
     "PrimalResult",

@@ -23,7 +23,7 @@ from ._reduced import (
 )
 from ._validation import as_matrix
 from .primal import objective
-from .problem import DeepLinearProblem, check_problem
+from .problem import DeepLinearProblem, check_chain
 from .results import DualResult
 
 __all__ = ["dual_value", "duality_gap", "relative_gap", "closed_form", "ClosedForm",
@@ -72,7 +72,7 @@ def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
     >>> bool(dl.dual_value(problem, np.zeros((3, 4))) <= problem.zero_value)  # weak duality
     True
     """
-    check_problem(problem)
+    check_chain(problem)
     Lambda = as_matrix(Lambda, "Lambda", allow_empty=True)
     if Lambda.shape != (problem.dH, problem.d0):
         raise ValueError(
@@ -142,7 +142,7 @@ def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
     >>> bool(gap <= 1e-9 * problem.zero_value)
     True
     """
-    check_problem(problem)
+    check_chain(problem)
     check_dual(problem, dual)
     weights = problem.check_weights(weights)
     return certified_gap(problem, weights, dual)[0]
@@ -189,7 +189,7 @@ def closed_form(problem: DeepLinearProblem) -> ClosedForm:
     >>> float(dl.closed_form(problem).value)  # (3 - 1/2) + (2 - 1/2) + 0.5^2 / 2
     4.125
     """
-    check_problem(problem)
+    check_chain(problem)
     if not problem.is_whitened:
         raise ValueError(
             "closed_form needs whitened X (X X^T = c I on the range of X); the singular values "

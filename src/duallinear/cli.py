@@ -5,7 +5,9 @@ Subcommands (each writes raw results and a plot into an output folder that it pr
 * ``gap``      primal optimum (best of restarts) vs dual optimum vs recovered weights over d;
 * ``speed``    time and accuracy of DR, CVXPY/SCS and primal restarts on the same instances;
 * ``hitting``  how often a single GD or L-BFGS run from a random start reaches the certified
-  optimum, as width, depth and gamma vary.
+  optimum, as width, depth and gamma vary;
+* ``branches`` the duality gap and the hitting rate of local search against the number of
+  branches, for both penalties (:mod:`duallinear.branch_sweep`).
 
 ``duallinear`` with no subcommand (and ``python -m duallinear``) runs the main job: one
 instance of the paper's setting solved both ways.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import branch_sweep
 from . import experiments as ex
 
 __all__ = ["main", "main_job", "build_parser"]
@@ -125,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="duallinear",
         description="Regularised deep linear networks solved to certified global optimality. "
                     "Without a command: solve one instance of the paper's setting both ways.")
-    sub = parser.add_subparsers(dest="command", metavar="{gap,speed,hitting,main}")
+    sub = parser.add_subparsers(dest="command", metavar="{gap,speed,hitting,branches,main}")
 
     g = sub.add_parser("gap", help="primal vs dual vs recovered optimum over d (Figure 6, "
                                    "Table 3)")
@@ -180,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--max-iter", type=_positive_int, default=None,
                    help="iterations per run (default: the library's)")
     h.add_argument("--data-seed", type=_nonneg_int, default=0, help="data seed (default 0)")
+
+    branch_sweep.add_parser(sub, _common, _depths, _positive_int, _positive_float,
+                            _nonneg_float)
 
     m = sub.add_parser("main", help="the main job (also what runs without a command)")
     m.add_argument("--d", type=_positive_int, default=MAIN_DEFAULTS["d"])
@@ -485,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _run_gap(args, out)
     elif args.command == "speed":
         code = _run_speed(args, out)
+    elif args.command == "branches":
+        code = branch_sweep.run(args, out, write_csv=_write_csv, progress=_progress)
     else:
         code = _run_hitting(args, out)
     meta = {"command": ["duallinear", *(sys.argv[1:] if argv is None else argv)],

@@ -24,7 +24,7 @@ from ._dr import DRSettings, SDPSettings, check_solver, solve_dr, solve_sdp
 from ._reduced import GAP_FLOOR, Reduced
 from ._threads import one_blas_thread_for
 from ._validation import as_nonneg_scalar, as_positive_int
-from .problem import DeepLinearProblem, check_problem
+from .problem import DeepLinearProblem, check_chain
 from .results import ConditioningWarning, ConvergenceWarning, DualResult
 
 __all__ = ["solve_dual", "DUAL_METHODS", "DRSettings", "SDPSettings"]
@@ -106,7 +106,7 @@ def solve_dual(
     >>> dual.converged, dual.relative_gap <= 1e-10
     (True, True)
     """
-    check_problem(problem)
+    check_chain(problem)
     if method not in DUAL_METHODS:
         raise ValueError(f"method must be one of {DUAL_METHODS}, got {method!r}")
     tol = as_nonneg_scalar(tol, "tol")

@@ -1,6 +1,9 @@
 r"""The primal problem (4): objective, exact gradients and multi-restart local search.
 
-``P(W_1..W_H) = 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
+``P(W_1..W_H) = 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``; with several
+branches or weight decay (``DeepLinearProblem(branches=, penalty=)``) the network is
+``sum_b W_{H,b}..W_{1,b} X`` and the penalty runs over every layer of every branch
+(:mod:`duallinear._network`).
 
 Everything is evaluated on the reduced data of :mod:`duallinear.problem`:
 ``||W_H..W_1 X - Y||^2 = ||W_H..W_1 U diag(s) - A||^2 + residual_sq``, so one evaluation costs
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
+from . import _network as network
 from ._linalg import svd
 from ._reduced import Reduced
 from ._threads import one_blas_thread
@@ -64,19 +68,34 @@ def _value_and_grad(weights: list[np.ndarray], B0: np.ndarray, A: np.ndarray, ga
     return value, grads
 
 
-def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
+def _evaluate(problem: DeepLinearProblem, weights: list, const: float) -> tuple[float, list]:
+    """Value and gradients at validated ``weights``, the gradients shaped like them."""
+    B0 = problem.U * problem.s
+    if problem.is_chain:
+        return _value_and_grad(weights, B0, problem.A, problem.gamma, const)
+    branches = weights if problem.branches > 1 else [weights]
+    value, grads = network.value_and_grad(network.stack(branches), B0, problem.A,
+                                          problem.gamma, const, problem.penalty)
+    out = network.unstack(grads)
+    return value, out if problem.branches > 1 else out[0]
+
+
+def objective(problem: DeepLinearProblem, weights: list) -> float:
     """Objective (4) at ``weights``.
 
     Parameters
     ----------
     problem : DeepLinearProblem
-    weights : list of ndarray
-        ``[W_1, .., W_H]`` with ``W_i`` of shape ``(d_i, d_{i-1})``.
+    weights : list of ndarray, or list of lists of ndarray
+        ``[W_1, .., W_H]`` with ``W_i`` of shape ``(d_i, d_{i-1})``; with ``B > 1`` branches
+        a list of ``B`` such lists.
 
     Returns
     -------
     float
-        ``1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
+        ``1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``; with branches the
+        network is ``sum_b W_{H,b}..W_{1,b} X`` and the penalty runs over all branches
+        (``||W||_F^2`` in place of ``||W||_{S_H}^H`` for ``penalty="frobenius"``).
 
     Examples
     --------
@@ -91,10 +110,14 @@ def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
     check_problem(problem)
     weights = problem.check_weights(weights)
     with np.errstate(over="ignore", invalid="ignore"):
-        value, _ = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma,
-                                   0.5 * problem.residual_sq)
-    _check_finite(value, weights)
+        value, _ = _evaluate(problem, weights, 0.5 * problem.residual_sq)
+    _check_finite(value, _layers(problem, weights))
     return value
+
+
+def _layers(problem: DeepLinearProblem, weights: list) -> list[np.ndarray]:
+    """Every layer of every branch, in one flat list."""
+    return weights if problem.branches == 1 else [W for branch in weights for W in branch]
 
 
 def _check_finite(value: object, weights: list[np.ndarray]) -> None:
@@ -105,8 +128,9 @@ def _check_finite(value: object, weights: list[np.ndarray]) -> None:
             f"(largest entry {largest:.3g}); rescale them")
 
 
-def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.ndarray]:
-    """Exact gradient of objective (4): one array per layer, shapes as ``weights``.
+def gradient(problem: DeepLinearProblem, weights: list) -> list:
+    """Exact gradient of objective (4): one array per layer (per branch), shaped as ``weights``.
+
     Examples
     --------
     >>> import numpy as np, duallinear as dl
@@ -119,9 +143,10 @@ def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.n
     check_problem(problem)
     weights = problem.check_weights(weights)
     with np.errstate(over="ignore", invalid="ignore"):
-        value, grads = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma,
-                                       0.0)
-    _check_finite([value, *(float(np.max(np.abs(g), initial=0.0)) for g in grads)], weights)
+        value, grads = _evaluate(problem, weights, 0.0)
+    flat = _layers(problem, grads)
+    _check_finite([value, *(float(np.max(np.abs(g), initial=0.0)) for g in flat)],
+                  _layers(problem, weights))
     return grads
 
 
@@ -132,7 +157,9 @@ class _Scaled:
 
     With ``X' = X/b``, ``Y' = Y/a``, ``gamma' = gamma/(a b)`` the optimum is ``P*/a^2`` and
     the weights are ``W_i (b/a)^(1/H)``: the optimiser then sees values and gradients of order
-    one whatever the scale of the data.
+    one whatever the scale of the data. (Weight decay scales as ``(a/b)^(2/H) / a^2``.)
+    Other than one Schatten chain (``stacked``), ``theta`` holds each layer's weights of all
+    ``branches`` as one stack (:mod:`duallinear._network`).
     """
 
     B0: np.ndarray
@@ -142,12 +169,22 @@ class _Scaled:
     shapes: tuple[tuple[int, int], ...]
     a: float
     b: float
+    branches: int = 1
+    penalty: str = "schatten"
+    stacked: bool = False
 
     @classmethod
     def of(cls, problem: DeepLinearProblem) -> _Scaled:
         red = Reduced.of(problem)
-        return cls(B0=problem.U * red.s, A=red.A, gamma=red.gamma, const=0.5 * red.residual_sq,
-                   shapes=tuple(problem.weight_shapes), a=red.a, b=red.b)
+        if problem.is_chain:
+            return cls(B0=problem.U * red.s, A=red.A, gamma=red.gamma,
+                       const=0.5 * red.residual_sq, shapes=tuple(problem.weight_shapes),
+                       a=red.a, b=red.b)
+        gamma = (red.gamma if problem.is_schatten else
+                 problem.gamma * (red.a / red.b) ** (2.0 / problem.depth) / red.a**2)
+        return cls(B0=problem.U * red.s, A=red.A, gamma=gamma, const=0.5 * red.residual_sq,
+                   shapes=tuple(problem.weight_shapes), a=red.a, b=red.b,
+                   branches=problem.branches, penalty=problem.penalty, stacked=True)
 
     @property
     def layer_factor(self) -> float:
@@ -155,17 +192,41 @@ class _Scaled:
         return (self.a / self.b) ** (1.0 / len(self.shapes))
 
     def unpack(self, theta: np.ndarray) -> list[np.ndarray]:
+        if self.stacked:
+            out, start, B = [], 0, self.branches
+            for m, n in self.shapes:
+                out.append(theta[start:start + B * m * n].reshape(B, m, n))
+                start += B * m * n
+            return out
         out, start = [], 0
         for m, n in self.shapes:
             out.append(theta[start:start + m * n].reshape(m, n))
             start += m * n
         return out
 
+    def pack(self, weights: list) -> np.ndarray:
+        """Validated weights of the problem -> ``theta`` in these units."""
+        if self.stacked:
+            weights = network.stack(weights if self.branches > 1 else [weights])
+        return np.concatenate([W.ravel() for W in weights]) / self.layer_factor
+
+    def weights(self, theta: np.ndarray) -> list:
+        """``theta`` -> weights of the problem, in its units and structure."""
+        layers = [W * self.layer_factor for W in self.unpack(theta)]
+        if not self.stacked:
+            return layers
+        branches = network.unstack(layers)
+        return branches if self.branches > 1 else branches[0]
+
     def fun(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         # A diverging search may overflow: report +inf (the searches treat it as failure).
         with np.errstate(over="ignore", invalid="ignore"):
-            value, grads = _value_and_grad(self.unpack(theta), self.B0, self.A, self.gamma,
-                                           self.const)
+            if self.stacked:
+                value, grads = network.value_and_grad(self.unpack(theta), self.B0, self.A,
+                                                      self.gamma, self.const, self.penalty)
+            else:
+                value, grads = _value_and_grad(self.unpack(theta), self.B0, self.A,
+                                               self.gamma, self.const)
             grad = np.concatenate([g.ravel() for g in grads])
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
             return np.inf, np.zeros_like(theta)
@@ -246,6 +307,11 @@ def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, to
 def _random_start(sc: _Scaled, rng: np.random.Generator, init_scale: float) -> np.ndarray:
     # Each layer with operator norm of order one in normalised units, so that the product
     # starts at the scale of the data and away from the degenerate saddle at zero.
+    if sc.stacked:
+        # B branches: each scaled by B^(-1/(2H)) so that their sum has the scale of one.
+        scale = init_scale * sc.branches ** (-0.5 / len(sc.shapes))
+        return np.concatenate([rng.standard_normal(sc.branches * m * n) *
+                               (scale / np.sqrt(max(m, n))) for m, n in sc.shapes])
     parts = [rng.standard_normal(m * n) * (init_scale / np.sqrt(max(m, n)))
              for m, n in sc.shapes]
     return np.concatenate(parts)
@@ -331,8 +397,7 @@ def solve_primal(
     children = np.random.SeedSequence(seed).spawn(restarts)
     starts = [_random_start(sc, np.random.default_rng(c), init_scale) for c in children]
     if init is not None:
-        given = problem.check_weights(init, "init")
-        starts[0] = np.concatenate([W.ravel() for W in given]) / sc.layer_factor
+        starts[0] = sc.pack(problem.check_weights(init, "init"))
 
     t0 = time.perf_counter()
     if n_jobs is None or n_jobs == 1:
@@ -348,7 +413,7 @@ def solve_primal(
     finite = np.where(np.isfinite(values), values, np.inf)
     best = int(np.argmin(finite))
     run = runs[best]
-    weights = [W * sc.layer_factor for W in sc.unpack(run.theta)]
+    weights = sc.weights(run.theta)
     value = objective(problem, weights) if np.isfinite(values[best]) else float(values[best])
     n_conv = sum(r.converged for r in runs)
     message = (f"best of {restarts} {method} restart(s) (#{best}): {run.message}; "

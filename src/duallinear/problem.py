@@ -33,10 +33,14 @@ from ._validation import (
 )
 from .results import ConditioningWarning
 
-__all__ = ["DeepLinearProblem", "WHITENED_RTOL", "check_problem"]
+__all__ = ["DeepLinearProblem", "WHITENED_RTOL", "PENALTIES", "check_problem",
+           "check_chain"]
 
 #: Relative spread of the non-zero singular values of X below which X counts as whitened.
 WHITENED_RTOL = 1e-10
+
+#: The layer penalties: ``gamma sum ||W||_{S_H}^H`` and plain weight decay ``gamma sum ||W||_F^2``.
+PENALTIES = ("schatten", "frobenius")
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,6 +257,14 @@ class DeepLinearProblem:
         Hidden widths ``(d_1, .., d_{H-1})``.
     gamma : float >= 0
         Regularisation weight.
+    branches : int >= 1, keyword-only
+        Number ``B`` of parallel branches, each with the hidden widths ``hidden``; the network
+        is ``sum_b W_{H,b} .. W_{1,b} X`` (default 1: one chain).
+    penalty : {"schatten", "frobenius"}, keyword-only
+        ``"schatten"`` (default): ``gamma sum ||W||_{S_H}^H`` over every layer of every branch.
+        ``"frobenius"``: plain weight decay ``gamma sum ||W||_F^2``; the same thing at
+        ``H = 2``. Problems other than one Schatten chain are solved by
+        :func:`duallinear.solve` (``docs/math.md``, several branches).
 
     Attributes
     ----------
@@ -286,6 +298,8 @@ class DeepLinearProblem:
     Y: np.ndarray | None
     hidden: tuple[int, ...]
     gamma: float
+    branches: int = field(default=1, kw_only=True)
+    penalty: str = field(default="schatten", kw_only=True)
     #: The reduced data, when already at hand (``from_statistics``, ``with_gamma``).
     _data: _Reduction | None = field(default=None, kw_only=True)
 
@@ -305,13 +319,15 @@ class DeepLinearProblem:
             check_same_samples(X.shape, Y.shape)
         hidden = as_hidden(self.hidden, "hidden")
         gamma = as_nonneg_scalar(self.gamma, "gamma")
+        branches = as_positive_int(self.branches, "branches")
+        penalty = _as_penalty(self.penalty)
         if data is None:
             data = _reduce_samples(X, Y)
         if self._data is None:
             _warn_if_dropped_directions_matter(data, gamma * (len(hidden) + 1))
         # The one place the frozen fields are written: their validated values.
         for name, value in (("X", X), ("Y", Y), ("hidden", hidden), ("gamma", gamma),
-                            ("_data", data)):
+                            ("branches", branches), ("penalty", penalty), ("_data", data)):
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -342,7 +358,8 @@ class DeepLinearProblem:
     @classmethod
     def from_statistics(cls, XXt: np.ndarray, YXt: np.ndarray, YY: float,
                         hidden: Sequence[int], gamma: float, *,
-                        n: int | None = None) -> DeepLinearProblem:
+                        n: int | None = None, branches: int = 1,
+                        penalty: str = "schatten") -> DeepLinearProblem:
         """Build the problem from sufficient statistics instead of the samples.
 
         The optimum, the dual and the weights depend on the data only through
@@ -361,6 +378,8 @@ class DeepLinearProblem:
             As for the constructor.
         n : int, optional
             Number of samples the statistics came from (informational).
+        branches, penalty
+            As for the constructor.
 
         Notes
         -----
@@ -368,7 +387,7 @@ class DeepLinearProblem:
         so directions of X weaker than ``sqrt(eps)`` times the strongest are treated as
         absent (the price of never forming X). The problem's ``X`` and ``Y`` are ``None``.
         """
-        return cls(None, None, hidden, gamma,
+        return cls(None, None, hidden, gamma, branches=branches, penalty=penalty,
                    _data=_reduce_statistics(XXt, YXt, YY, n, hidden, gamma))
 
     # ------------------------------------------------------------------ derived views
@@ -448,6 +467,24 @@ class DeepLinearProblem:
         return min(self.hidden)
 
     @property
+    def K(self) -> int:
+        """``branches * k``: the bottleneck of the equivalent single chain (the rank bound on
+        the end-to-end matrix ``sum_b W_{H,b} .. W_{1,b}``)."""
+        return self.branches * self.k
+
+    @property
+    def is_schatten(self) -> bool:
+        """True when the penalty is ``gamma sum ||W||_{S_H}^H`` (``penalty="schatten"``, or
+        ``"frobenius"`` at ``H = 2``, where the two coincide)."""
+        return self.penalty == "schatten" or self.depth == 2
+
+    @property
+    def is_chain(self) -> bool:
+        """One chain with the Schatten-H penalty: the problem ``solve_dual``, ``recover`` and
+        the certificates handle directly."""
+        return self.branches == 1 and self.is_schatten
+
+    @property
     def dims(self) -> tuple[int, ...]:
         """``(d0, d1, .., dH)``."""
         return (self.U.shape[0], *self.hidden, self.A.shape[0])
@@ -479,7 +516,7 @@ class DeepLinearProblem:
 
     @property
     def weight_shapes(self) -> list[tuple[int, int]]:
-        """Shapes ``(d_i, d_{i-1})`` of ``W_1 .. W_H``."""
+        """Shapes ``(d_i, d_{i-1})`` of ``W_1 .. W_H`` (of each branch)."""
         return [(self.dims[i + 1], self.dims[i]) for i in range(self.depth)]
 
     @property
@@ -507,8 +544,8 @@ class DeepLinearProblem:
         (``U``, ``s``, ``A``, the residual). A :class:`~duallinear.DualResult` carries the
         fingerprint of its problem, so that another problem's dual is recognised."""
         digest = hashlib.blake2b(digest_size=16)
-        digest.update(repr((self.dims, self.hidden, float(self.gamma), self.residual,
-                            self.y_norm)).encode())
+        digest.update(repr((self.dims, self.hidden, float(self.gamma), self.branches,
+                            self.penalty, self.residual, self.y_norm)).encode())
         for array in (self.U, self.s, self.A):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
@@ -522,8 +559,24 @@ class DeepLinearProblem:
         """The same data and widths with another ``gamma`` (reuses the SVD of X)."""
         return dataclasses.replace(self, gamma=as_nonneg_scalar(gamma, "gamma"))
 
-    def check_weights(self, weights: object, name: str = "weights") -> list[np.ndarray]:
-        """Validate ``[W_1, .., W_H]`` against this problem's shapes; return float64 copies."""
+    def check_weights(self, weights: object, name: str = "weights") -> list:
+        """Validate the weights against this problem's shapes; return float64 copies.
+
+        One chain: ``[W_1, .., W_H]``. ``B > 1`` branches: a list of ``B`` such lists.
+        """
+        if self.branches == 1:
+            return self._check_chain_weights(weights, name)
+        if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+            raise TypeError(
+                f"{name} must be a list of {self.branches} branches, each a list "
+                f"[W_1, .., W_H], got {type(weights).__name__}")
+        if len(weights) != self.branches:
+            raise ValueError(
+                f"{name} must hold B = {self.branches} branches, got {len(weights)}")
+        return [self._check_chain_weights(branch, f"{name}[{b}]")
+                for b, branch in enumerate(weights)]
+
+    def _check_chain_weights(self, weights: object, name: str) -> list[np.ndarray]:
         if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
             raise TypeError(
                 f"{name} must be a list of {self.depth} matrices [W_1, .., W_H], "
@@ -545,14 +598,36 @@ class DeepLinearProblem:
         return out
 
     def __repr__(self) -> str:
+        extra = (f", branches={self.branches}" if self.branches != 1 else "") + (
+            f", penalty={self.penalty!r}" if self.penalty != "schatten" else "")
         return (
             f"DeepLinearProblem(d0={self.d0}, dH={self.dH}, n={self.n}, rank={self.rank}, "
-            f"hidden={self.hidden}, H={self.depth}, k={self.k}, gamma={self.gamma:g})"
+            f"hidden={self.hidden}, H={self.depth}, k={self.k}, gamma={self.gamma:g}{extra})"
         )
+
+
+def _as_penalty(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"penalty must be one of {PENALTIES}, got {type(value).__name__}")
+    if value not in PENALTIES:
+        raise ValueError(f"penalty must be one of {PENALTIES}, got {value!r}")
+    return value
 
 
 def check_problem(problem: object, name: str = "problem") -> DeepLinearProblem:
     """Raise ``TypeError`` unless ``problem`` is a :class:`DeepLinearProblem`."""
     if not isinstance(problem, DeepLinearProblem):
         raise TypeError(f"{name} must be a DeepLinearProblem, got {type(problem).__name__}")
+    return problem
+
+
+def check_chain(problem: object, name: str = "problem") -> DeepLinearProblem:
+    """:func:`check_problem`, and ``ValueError`` unless the problem is one Schatten chain."""
+    check_problem(problem, name)
+    if not problem.is_chain:
+        raise ValueError(
+            f"{name} has branches={problem.branches} and penalty={problem.penalty!r} at "
+            f"H = {problem.depth}: this function handles one chain with the Schatten-H penalty. "
+            "Use duallinear.solve(problem), or duallinear.branches.chain_problem(problem) for "
+            "the equivalent single chain")
     return problem

@@ -25,7 +25,7 @@ from ._threads import one_blas_thread_for
 from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import certified_gap, check_dual, closed_form, relative_gap
 from .primal import objective, solve_primal
-from .problem import DeepLinearProblem, check_problem
+from .problem import DeepLinearProblem, check_chain
 from .results import ConvergenceWarning, DualResult, RecoveryWarning
 
 __all__ = ["recover", "recover_weights", "balanced_factors", "Recovery"]
@@ -176,7 +176,7 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     >>> rec.certified, [W.shape for W in rec.weights]
     (True, [(2, 4), (3, 2)])
     """
-    check_problem(problem)
+    check_chain(problem)
     check_dual(problem, dual)
     tol = as_nonneg_scalar(tol, "tol")
     if not isinstance(polish, (bool, np.bool_)):

@@ -29,7 +29,7 @@ import numpy as np
 from ._reduced import GAP_FLOOR
 from ._validation import as_matrix, check_same_samples
 from .certificates import check_dual
-from .problem import DeepLinearProblem, check_problem
+from .problem import DeepLinearProblem, check_chain
 from .results import DualResult
 
 __all__ = ["VerifiedCertificate", "verify"]
@@ -105,7 +105,7 @@ def verify(problem: DeepLinearProblem, weights: list[np.ndarray], dual: DualResu
         import mpmath
     except ImportError as exc:  # pragma: no cover - mpmath is a test dependency
         raise ImportError('verify() needs mpmath: pip install "duallinear[verify]"') from exc
-    check_problem(problem)
+    check_chain(problem)
     weights = problem.check_weights(weights)
     if isinstance(dual, DualResult):
         Lambda = check_dual(problem, dual).Lambda

@@ -1,0 +1,838 @@
+r"""Several parallel branches and plain weight decay: reductions, closed forms, bounds, solve.
+
+A problem with ``B`` branches of hidden widths ``hidden`` (bottleneck ``k`` each) computes
+``sum_b W_{H,b} .. W_{1,b} X``. Over all factorisations of the end-to-end matrix ``M`` the
+penalty is at least ``rho sum_j sigma_j(M)^p`` with ``rho = gamma H`` and
+
+* ``p = 1`` (nuclear norm) for the Schatten-H penalty, at every depth;
+* ``p = 2/H`` for weight decay ``gamma sum ||W||_F^2`` (the same at ``H = 2``);
+
+and ``rank M <= K = B k``; splitting the SVD of ``M`` across the branches and factoring each
+part in balance attains it (``docs/math.md``, several branches). So with the reduced data
+``A``, ``s`` of :class:`~duallinear.DeepLinearProblem` and ``M' = M U`` (shape ``(dH, r)``)
+
+    P*(B) = min_{rank M' <= K} 1/2 residual + 1/2 ||M' diag(s) - A||^2 + rho sum_j sigma_j(M')^p.
+
+:func:`solve` answers every architecture with a certified interval ``[lower, upper]``:
+
+* Schatten penalty (or ``H = 2``, or ``gamma = 0``): one chain of bottleneck ``K`` and its
+  convex dual (:func:`~duallinear.solve_dual`), weights split across the branches;
+* weight decay at ``H >= 3`` on whitened X: the exact optimum (:func:`whitened_optimum`);
+* weight decay at ``H >= 3`` on general X: the lower bound of
+  :func:`weight_decay_lower_bound`, and local search from the best candidates for the upper.
+
+:func:`output_coupled_dual` and :func:`gap_curve` give the dual obtained by dualising only the
+coupling of the branch outputs, and the duality gap as a function of ``B``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._linalg import svd, svdvals
+from ._reduced import numerical_rank
+from ._validation import as_nonneg_scalar, as_positive_int
+from .certificates import closed_form, relative_gap
+from .dual import solve_dual
+from .primal import objective, solve_primal
+from .problem import DeepLinearProblem, check_problem
+from .recovery import balanced_factors, recover
+from .results import ConvergenceWarning, RecoveryWarning
+
+__all__ = [
+    "chain_problem",
+    "whitened_optimum",
+    "singular_value_bound",
+    "weight_decay_lower_bound",
+    "output_coupled_dual",
+    "gap_curve",
+    "solve",
+    "Solution",
+    "LowerBound",
+    "CoupledDual",
+    "GapCurve",
+]
+
+#: Grids of the lower bound for weight decay on general X (``docs/math.md``): the nuclear-norm
+#: weights ``rho'`` relative to the chord slope ``rho T^(p-1)``, the shares ``theta`` of the loss
+#: given to the nuclear-norm part, and the clipping levels ``c`` of ``diag(s)``. Any grid gives
+#: a valid bound; these were the smallest that stayed within 1e-3 (relative) of a 4x finer one
+#: on Gaussian X at d = 20 (H = 3, 4; gamma = 0.1..2).
+RHO_GRID = tuple(float(v) for v in np.geomspace(0.5, 4.0, 7))
+THETA_GRID = tuple(float(v) for v in np.linspace(0.0, 1.0, 21))
+CLIP_GRID = 15
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """Outcome of :func:`solve`: a certified interval on the optimum and weights at its top.
+
+    Attributes
+    ----------
+    lower : float
+        A certified lower bound on the optimum ``P*`` of the problem as stated.
+    upper : float
+        Objective of ``weights`` (an upper bound on ``P*``).
+    weights : list
+        ``[W_1, .., W_H]`` for one chain, else a list of ``B`` such lists.
+    exact : bool
+        ``relative_gap <= tol``: the interval is closed to the tolerance.
+    relative_gap : float
+        ``(upper - lower) / max(|upper|, 1e-8 * 1/2 ||Y||^2)``.
+    lower_route, upper_route : str
+        How each bound was obtained.
+    message : str
+        Both routes and the gap, in one line.
+    K : int
+        ``branches * k``, the rank bound on the end-to-end matrix.
+    time : float
+        Wall-clock seconds.
+    """
+
+    lower: float
+    upper: float
+    weights: list
+    exact: bool
+    relative_gap: float
+    lower_route: str
+    upper_route: str
+    message: str
+    K: int
+    time: float
+
+
+@dataclass(frozen=True)
+class LowerBound:
+    """A certified lower bound on the optimum of a weight-decay problem
+    (:func:`weight_decay_lower_bound`).
+
+    Attributes
+    ----------
+    value : float
+        The bound: the largest of the three below.
+    route : str
+        Which family gave ``value`` and at which parameters.
+    T : float
+        The bound on the largest singular value of every minimiser the bound relies on
+        (:func:`singular_value_bound`).
+    chord, comparison, combined : float
+        The chord bound (``theta = 1``), the comparison with whitened data (``theta = 0``)
+        and the best combination of the two (``docs/math.md``); NaN where not computed
+        (whitened X, where ``value`` is the exact optimum).
+    """
+
+    value: float
+    route: str
+    T: float
+    chord: float
+    comparison: float
+    combined: float
+
+
+@dataclass(frozen=True)
+class CoupledDual:
+    """The dual obtained by dualising only ``Z = sum_b f_b(X)`` (:func:`output_coupled_dual`).
+
+    Attributes
+    ----------
+    lower, upper : float
+        Bounds on its optimal value ``D_oc``: for the Schatten penalty ``D_oc`` equals the
+        convex problem ``P_cvx = min_M 1/2 ||M X - Y||^2 + rho ||M||_*`` (no rank bound), and
+        ``upper`` is the objective of a point of that problem; for weight decay at ``H >= 3``
+        it is ``1/2 ||Y - A V^T||^2`` exactly (the dual is vacuous).
+    rank : int or None
+        The rank of a truncated point of the convex problem whose objective is certified
+        against ``lower`` to ``tol`` (``certified``), the smallest found by bisection:
+        ``gap(B)`` is zero (to ``tol``) once ``B k >= rank``. ``None`` when the dual is vacuous.
+    rank_value : float
+        The objective of that rank-``rank`` point: an upper bound on ``P*(B)`` for every
+        ``B k >= rank``.
+    certified : bool
+        Whether the point met ``tol`` (else ``rank`` is its full numerical rank).
+    vacuous : bool
+        True for weight decay at ``H >= 3``.
+    message : str
+    """
+
+    lower: float
+    upper: float
+    rank: int | None
+    rank_value: float
+    certified: bool
+    vacuous: bool
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class GapCurve:
+    """``gap(B) = P*(B) - D_oc`` for ``B`` in ``branches`` (:func:`gap_curve`).
+
+    Arrays are of shape ``(len(branches),)``.
+
+    Attributes
+    ----------
+    branches : ndarray of int
+    lower, upper : ndarray
+        Certified bounds on ``P*(B)``, made monotone (``P*(B)`` is non-increasing in ``B``: a
+        bound at one ``B`` holds at the others on the right side).
+    gap_lower, gap_upper : ndarray
+        Bounds on ``gap(B)``: ``max(lower - dual.upper, 0)`` and ``upper - dual.lower``.
+    relative_gap : ndarray
+        ``gap_upper / upper``: the relative duality gap, bounded from above.
+    zero_from : int
+        ``ceil(rank M_cvx / k)``: from this ``B`` on the gap is zero (to ``tol``).
+    dual : CoupledDual
+    exact : ndarray of bool
+        Whether ``P*(B)`` is certified to ``tol`` (relative).
+    time : float
+    """
+
+    branches: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    gap_lower: np.ndarray
+    gap_upper: np.ndarray
+    relative_gap: np.ndarray
+    zero_from: int
+    dual: CoupledDual
+    exact: np.ndarray
+    time: float = field(default=0.0)
+
+
+# -------------------------------------------------------------------------- reductions
+def chain_problem(problem: DeepLinearProblem) -> DeepLinearProblem:
+    """The single chain with the same optimum: widths ``B d_i``, the same penalty.
+
+    ``B`` branches of widths ``(d_1, .., d_{H-1})`` and one chain of widths
+    ``(B d_1, .., B d_{H-1})`` both reduce to the rank bound ``K = B k`` on the end-to-end
+    matrix (``docs/math.md``). The data (and the SVD of X) are shared.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> from duallinear.branches import chain_problem
+    >>> p = dl.DeepLinearProblem(np.eye(4), np.eye(4), (1, 2), 0.1, branches=3)
+    >>> chain_problem(p).hidden, chain_problem(p).k
+    ((3, 6), 3)
+    """
+    check_problem(problem)
+    return dataclasses.replace(problem, hidden=tuple(problem.branches * d for d in problem.hidden),
+                               branches=1)
+
+
+def _schatten_chain(problem: DeepLinearProblem, gamma: float | None = None,
+                    k: int | None = None) -> DeepLinearProblem:
+    """One Schatten chain of bottleneck ``k`` (default ``K``) on the same data."""
+    k = problem.K if k is None else k
+    return dataclasses.replace(problem, hidden=(k,) * (problem.depth - 1), branches=1,
+                               penalty="schatten",
+                               gamma=problem.gamma if gamma is None else gamma)
+
+
+def _power(problem: DeepLinearProblem) -> float:
+    """``p``: the penalty on ``M`` is ``rho sum sigma_j(M)^p``."""
+    return 1.0 if problem.is_schatten else 2.0 / problem.depth
+
+
+def _reduced_value(problem: DeepLinearProblem, Mr: np.ndarray) -> float:
+    """Objective of the balanced network with end-to-end ``M = Mr U^T`` (``Mr``: (dH, r))."""
+    R = Mr * problem.s - problem.A
+    m = svdvals(Mr) if Mr.size else np.zeros(0)
+    return (0.5 * problem.residual_sq + 0.5 * float(np.sum(R * R))
+            + problem.rho * float(np.sum(m ** _power(problem))))
+
+
+def _branch_weights(problem: DeepLinearProblem, Mr: np.ndarray) -> list:
+    """Balanced weights of every branch for the end-to-end matrix ``Mr U^T`` (rank <= K):
+    branch ``b`` carries the singular triplets ``b k .. (b + 1) k - 1``."""
+    P, m, Qt = svd(Mr)
+    Qt = Qt @ problem.U.T
+    # Values at rounding level would turn into weights of size m^(1/H) (1e-16 -> 5e-6 at
+    # H = 3), whose weight decay m^(2/H) shows in the objective (measured: 1e-11 relative).
+    k, rank = problem.k, min(problem.K, numerical_rank(m, Mr.shape))
+    out = []
+    for b in range(problem.branches):
+        idx = slice(b * k, min((b + 1) * k, rank))
+        Mb = (P[:, idx] * m[idx]) @ Qt[idx]
+        out.append(balanced_factors(Mb, problem.dims))
+    return out if problem.branches > 1 else out[0]
+
+
+def _split(problem: DeepLinearProblem, chain_weights: list[np.ndarray]) -> list:
+    """Weights of a chain of bottleneck ``K`` -> the same end-to-end matrix over the branches."""
+    M = chain_weights[0]
+    for W in chain_weights[1:]:
+        M = W @ M
+    return _branch_weights(problem, M @ problem.U)
+
+
+# ------------------------------------------------------------------------ scalar problem
+def _larger_root(a: np.ndarray, lam: np.ndarray, p: float) -> np.ndarray:
+    """The larger root of ``x + lam p x^(p-1) = a`` (``0 < p < 1``), NaN where there is none.
+
+    ``q(x) = x + lam p x^(p-1)`` is convex on ``x > 0`` with its minimum at
+    ``x0 = (lam p (1-p))^(1/(2-p))``; Newton from ``x = a`` (where ``q > a``) decreases
+    monotonically to the root right of ``x0``.
+    """
+    a, lam = np.broadcast_arrays(np.asarray(a, float), np.asarray(lam, float))
+    x0 = (lam * p * (1.0 - p)) ** (1.0 / (2.0 - p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q0 = x0 + lam * p * x0 ** (p - 1.0)
+        ok = (a > q0) & (lam > 0)
+        x = np.where(ok, a, 1.0)
+        for _ in range(100):
+            step = (x + lam * p * x ** (p - 1.0) - a) / (1.0 - lam * p * (1.0 - p)
+                                                         * x ** (p - 2.0))
+            x_new = np.where(ok, np.maximum(x - step, x0), x)
+            if np.all(np.abs(x_new - x) <= 4 * np.finfo(float).eps * np.abs(x)):
+                x = x_new
+                break
+            x = x_new
+    return np.where(lam > 0, np.where(ok, x, np.nan), a)
+
+
+def _threshold(a: np.ndarray, lam: float, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """``argmin_{x >= 0} 1/2 (x - a)^2 + lam x^p`` and its value, for each ``a >= 0``.
+
+    ``p = 1``: soft thresholding. ``0 < p < 1``: zero or the larger stationary point,
+    whichever is lower (the smaller one is a local maximum).
+    """
+    a = np.asarray(a, float)
+    if p == 1.0:
+        x = np.maximum(a - lam, 0.0)
+    else:
+        root = _larger_root(a, lam, p)
+        x = np.where(np.isnan(root), 0.0, root)
+        x = np.where(0.5 * (x - a) ** 2 + lam * x**p < 0.5 * a * a, x, 0.0)
+    return x, 0.5 * (x - a) ** 2 + lam * x**p
+
+
+# ------------------------------------------------------------------------ closed forms
+def whitened_optimum(problem: DeepLinearProblem) -> tuple[float, np.ndarray]:
+    """Exact optimum for whitened X, any number of branches, either penalty.
+
+    With every non-zero singular value of X equal to ``c`` and ``sigma_j`` those of ``A``,
+    the optimum keeps the ``K = B k`` largest and shrinks each by the scalar problem
+    ``min_{x >= 0} 1/2 (x - sigma_j)^2 + rho c^(-p) x^p`` (``p = 1``: soft thresholding by
+    ``rho / c``, the Schatten case; ``p = 2/H``: weight decay), ``docs/math.md``.
+
+    Returns
+    -------
+    value : float
+        ``P*``.
+    N : ndarray, shape (dH, r)
+        The optimal ``M U diag(s)``.
+
+    Raises
+    ------
+    ValueError
+        If X is not whitened.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> from duallinear.branches import whitened_optimum
+    >>> p = dl.DeepLinearProblem(np.eye(3), np.diag([3.0, 2.0, 0.5]), (1,), 0.5, branches=2)
+    >>> float(whitened_optimum(p)[0])  # (3 - 1/2) + (2 - 1/2) + 0.5^2 / 2, as one chain, k = 2
+    4.125
+    """
+    check_problem(problem)
+    if not problem.is_whitened:
+        raise ValueError(
+            "whitened_optimum needs whitened X (X X^T = c I on the range of X); the singular "
+            f"values of X range from {problem.s[-1]:.6g} to {problem.s[0]:.6g}")
+    if problem.rank == 0:
+        return 0.5 * problem.residual_sq, np.zeros_like(problem.A)
+    c, p, K = float(problem.s[0]), _power(problem), problem.K
+    U, sigma, Vt = svd(problem.A)
+    x, h = _threshold(sigma[:K], problem.rho * c ** (-p), p)
+    value = (0.5 * problem.residual_sq + float(np.sum(h))
+             + 0.5 * float(np.dot(sigma[K:], sigma[K:])))
+    return value, (U[:, :x.size] * x) @ Vt[:x.size]
+
+
+# -------------------------------------------------------------------------- the bounds
+def singular_value_bound(problem: DeepLinearProblem, upper: float | None = None) -> float:
+    """A bound ``T >= sigma_1(M*)`` valid for every minimiser ``M*`` of the problem.
+
+    Two arguments (``docs/math.md``): scaling the top singular value of a minimiser cannot
+    lower the objective, which gives ``sigma_1(M*) <= max_z (sigma_1(A) z - kappa) / z^2``
+    over ``z`` in ``[s_min, s_max]`` with ``kappa = rho p T^(p-1)`` for any valid ``T``
+    (iterated from ``T = sigma_1(A) / s_min``); and if ``upper`` (the objective of any
+    weights) is given, ``rho sigma_1(M*)^p <= upper - (the rank-K least-squares value)``.
+
+    Returns ``0.0`` when the zero network is the only possible minimiser.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> from duallinear.branches import singular_value_bound
+    >>> p = dl.DeepLinearProblem(np.eye(2), np.diag([2.0, 1.0]), (2, 2), 0.0)
+    >>> singular_value_bound(p)  # gamma = 0: the least-squares fit, sigma_1(Y) / 1
+    2.0
+    """
+    check_problem(problem)
+    if upper is not None:
+        upper = as_nonneg_scalar(upper, "upper")
+    if problem.rank == 0 or not np.any(problem.A):
+        return 0.0
+    s1 = float(svdvals(problem.A)[0])
+    s_min, s_max = float(problem.s[-1]), float(problem.s[0])
+    p, rho = _power(problem), problem.rho
+    T = s1 / s_min
+    if upper is not None and rho > 0:
+        sigma = svdvals(problem.A)
+        fit = 0.5 * problem.residual_sq + 0.5 * float(np.dot(sigma[problem.K:],
+                                                              sigma[problem.K:]))
+        T = min(T, (max(upper - fit, 0.0) / rho) ** (1.0 / p))
+    for _ in range(100):
+        if T <= 0.0:
+            return 0.0
+        kappa = rho * p * T ** (p - 1.0)
+        z = min(max(2.0 * kappa / s1, s_min), s_max)
+        T_new = min(T, (s1 * z - kappa) / z**2)
+        if T_new >= T * (1 - 1e-12):
+            break
+        T = T_new
+    return max(T_new, 0.0)
+
+
+def _dual_points(problem: DeepLinearProblem, rhos: Iterable[float], tol: float
+                 ) -> list[tuple[float, float, np.ndarray]]:
+    """``(rho', D, Mr)`` for each ``rho'``: a certified lower bound ``D`` on
+    ``min_{rank <= K} loss + rho' ||M||_*`` (dual of the Schatten chain) and the point ``Mr``
+    its truncation gives."""
+    out = []
+    for rho in rhos:
+        chain = _schatten_chain(problem, gamma=rho / problem.depth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            dual = solve_dual(chain, tol=tol)
+        U, sv, Vt = svd(problem.A - dual.Gamma)
+        K = min(problem.K, sv.size)
+        out.append((rho, dual.value, ((U[:, :K] * sv[:K]) @ Vt[:K]) / problem.s))
+    return out
+
+
+def _second_terms(a: np.ndarray, tail: float, const: float, theta: np.ndarray,
+                  beta: np.ndarray, lam: float, p: float, c: float, T: float) -> np.ndarray:
+    """For each ``(theta, beta)``: the exact minimum over ``x_j`` in ``[0, c T]`` of
+    ``sum_j (1-theta)/2 (x_j - a_j)^2 + lam r(x_j / c)``, plus ``(1-theta) (const + tail/2)``,
+    where ``r(m) = min(m^p - beta m, T^p - beta T)`` (the largest non-decreasing minorant of
+    ``m^p - beta m`` on ``[0, T]``).
+
+    Candidates for the minimum of each 1-D piecewise problem: ``0``, the ends ``c mbar``,
+    ``c T`` of the flat piece, the stationary point of the flat piece, and the larger
+    stationary point of the concave piece (``mbar``: where ``m^p - beta m`` first reaches
+    ``T^p - beta T``).
+    """
+    w = (1.0 - theta)[:, None]
+    beta_c = beta[:, None]
+    rT = T**p - beta_c * T
+    # mbar by bisection on [0, m_peak], where m^p - beta m increases.
+    with np.errstate(divide="ignore", over="ignore"):
+        peak = np.where(beta_c > 0, (p / np.maximum(beta_c, 1e-300)) ** (1.0 / (1.0 - p)), T)
+    lo, hi = np.zeros_like(rT), np.minimum(peak, T)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        below = mid**p - beta_c * mid < rT
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    mbar = hi
+    a = a[None, :]
+
+    def f(x: np.ndarray) -> np.ndarray:
+        # min(r(m), r(T)) is the minorant exactly (r is concave); mbar only places candidates.
+        m = x / c
+        return 0.5 * w * (x - a) ** 2 + lam * np.minimum(m**p - beta_c * m, rT)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = _larger_root(a + lam * beta_c / (w * c), lam * c ** (-p) / w, p)
+    root = np.where(np.isfinite(root) & (root < c * mbar), root, 0.0)
+    candidates = [np.zeros_like(root), np.broadcast_to(c * mbar, root.shape),
+                  np.full(root.shape, c * T), np.clip(a, c * mbar, c * T), root]
+    best = np.min([f(x) for x in candidates], axis=0)
+    return np.sum(best, axis=1) + (1.0 - theta) * (const + 0.5 * tail)
+
+
+def _combined_bound(problem: DeepLinearProblem, T: float,
+                    points: list[tuple[float, float, np.ndarray]]
+                    ) -> tuple[float, float, float, str]:
+    """The chord, comparison and combined bounds (``docs/math.md``) at the given ``T`` and
+    dual points; returns ``(chord, comparison, combined, route of the combined)``."""
+    p, lam, K = _power(problem), problem.rho, problem.K
+    slope = T ** (p - 1.0)
+    const = 0.5 * problem.residual_sq
+    chord = max((D for rho, D, _ in points if rho <= lam * slope * (1 + 1e-12)),
+                default=-math.inf)
+    theta_grid = np.asarray(THETA_GRID)
+    best, comparison, route = -math.inf, -math.inf, ""
+    for c in np.geomspace(problem.s[-1], problem.s[0], CLIP_GRID):
+        sigma = svdvals(problem.A * (np.minimum(problem.s, c) / problem.s))
+        a, tail = sigma[:K], float(np.dot(sigma[K:], sigma[K:]))
+        zero = _second_terms(a, tail, const, np.zeros(1), np.zeros(1), lam, p, c, T)[0]
+        comparison = max(comparison, zero)
+        for rho, D, _ in points:
+            theta = theta_grid[(theta_grid < 1.0) & (rho * theta_grid <= lam * slope)]
+            values = theta * D + _second_terms(a, tail, const, theta, rho * theta / lam, lam,
+                                               p, c, T)
+            i = int(np.argmax(values))
+            if values[i] > best:
+                best = float(values[i])
+                route = (f"combined bound (theta = {theta[i]:.2f} of the loss with "
+                         f"rho' = {rho:.4g} on the nuclear norm, the rest compared with "
+                         f"diag(s) clipped at {c:.4g}; T = {T:.4g})")
+    return chord, comparison, max(best, chord, comparison), route
+
+
+def weight_decay_lower_bound(problem: DeepLinearProblem, *, upper: float | None = None,
+                             tol: float = 1e-10) -> LowerBound:
+    """A certified lower bound on the optimum with weight decay at ``H >= 3``, any X.
+
+    With ``p = 2/H`` and ``T`` from :func:`singular_value_bound` (every minimiser has
+    ``sigma_1(M*) <= T``), three families of bounds, each proved in ``docs/math.md``:
+
+    * **chord**: ``m^p >= T^(p-1) m`` on ``[0, T]``, so ``P*`` is at least the optimum with
+      the nuclear norm weighted ``rho T^(p-1)``, bounded below by its dual
+      (:func:`~duallinear.solve_dual` on the chain of bottleneck ``K``);
+    * **comparison**: with ``diag(s)`` clipped at ``c``, the loss only shrinks and
+      ``sigma_j(M) >= sigma_j(M U min(diag(s), c)) / c``, which leaves a whitened problem
+      solved exactly per singular value;
+    * **combined**: a share ``theta`` of the loss with ``rho' ||M||_*`` (dual bound) plus the
+      rest with the remainder ``m^p - (theta rho' / rho) m`` (comparison bound), maximised
+      over grids of ``(rho', theta, c)``.
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+        ``penalty="frobenius"`` at ``H >= 3``.
+    upper : float, optional
+        The objective of any weights; tightens ``T``.
+    tol : float
+        Tolerance of the dual solves (the bound is valid at any accuracy).
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> from duallinear.branches import weight_decay_lower_bound
+    >>> rng = np.random.default_rng(0)
+    >>> p = dl.DeepLinearProblem(rng.standard_normal((3, 6)), rng.standard_normal((2, 6)),
+    ...                          (1, 1), 0.1, penalty="frobenius")
+    >>> bound = weight_decay_lower_bound(p)
+    >>> bool(bound.value <= dl.solve_primal(p, restarts=3, seed=0).value)
+    True
+    """
+    check_problem(problem)
+    if problem.is_schatten or problem.gamma == 0.0:
+        raise ValueError(
+            "weight_decay_lower_bound is for penalty='frobenius' at H >= 3 with gamma > 0; "
+            f"this problem has penalty={problem.penalty!r}, H = {problem.depth}, gamma = "
+            f"{problem.gamma:g}: use duallinear.solve(problem) (the dual is exact there)")
+    if upper is not None:
+        upper = as_nonneg_scalar(upper, "upper")
+    tol = as_nonneg_scalar(tol, "tol")
+    T = singular_value_bound(problem, upper)
+    if T == 0.0:
+        return LowerBound(problem.zero_value, "the zero network is the only stationary point "
+                          "(singular_value_bound = 0)", T, *(problem.zero_value,) * 3)
+    if problem.is_whitened:
+        value = whitened_optimum(problem)[0]
+        return LowerBound(value, "exact optimum for whitened X", T, math.nan, math.nan,
+                          math.nan)
+    slope = problem.rho * T ** (_power(problem) - 1.0)
+    points = _dual_points(problem, [slope * f for f in RHO_GRID], tol)
+    chord, comparison, combined, route = _combined_bound(problem, T, points)
+    if combined <= max(chord, comparison):
+        route = (f"chord bound (T = {T:.4g})" if chord >= comparison else
+                 "comparison with whitened data")
+    return LowerBound(min(combined, problem.zero_value), route, T, chord, comparison,
+                      combined)
+
+
+# ------------------------------------------------------------------------------ solve
+def solve(problem: DeepLinearProblem, *, tol: float = 1e-9, restarts: int = 4,
+          seed: int | None = 0) -> Solution:
+    """The library's best certified answer for any architecture and penalty.
+
+    Routes (``docs/math.md``, several branches):
+
+    * Schatten penalty, ``H = 2`` or ``gamma = 0``: the reduction to one chain of bottleneck
+      ``K = B k``; ``lower`` is the dual value (:func:`~duallinear.solve_dual`), ``upper`` the
+      objective of the weights recovered from it, split across the branches.
+    * weight decay at ``H >= 3``, whitened X: the exact optimum (:func:`whitened_optimum`),
+      ``lower`` its value and ``upper`` the objective of its weights.
+    * weight decay at ``H >= 3``, general X: ``lower`` from :func:`weight_decay_lower_bound`;
+      ``upper`` the best of candidates built from the bounds' minimisers, polished by L-BFGS
+      on the network together with ``restarts - 1`` random restarts.
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+    tol : float
+        ``exact`` means ``relative_gap <= tol``; also the tolerance of the dual solves.
+    restarts : int >= 1
+        Local searches on the general weight-decay route.
+    seed : int, optional
+        Seed of those restarts.
+
+    Returns
+    -------
+    Solution
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((4, 8)), rng.standard_normal((3, 8))
+    >>> sol = dl.solve(dl.DeepLinearProblem(X, Y, (1, 1), 0.1, branches=2))
+    >>> sol.exact, len(sol.weights), bool(sol.lower <= sol.upper)
+    (True, 2, True)
+    """
+    check_problem(problem)
+    tol = as_nonneg_scalar(tol, "tol")
+    restarts = as_positive_int(restarts, "restarts")
+    if seed is not None:
+        seed = as_positive_int(seed, "seed", minimum=0)
+    t0 = time.perf_counter()
+    if problem.is_schatten or problem.gamma == 0.0:
+        weights, lower, upper, lower_route, upper_route = _solve_chain(problem, tol)
+    elif problem.is_whitened:
+        value, N = whitened_optimum(problem)
+        weights = _branch_weights(problem, N / problem.s)
+        lower, upper = value, objective(problem, weights)
+        lower_route = "exact optimum for whitened X (per-singular-value problems)"
+        upper_route = "balanced weights of that optimum"
+    else:
+        weights, lower, upper, lower_route, upper_route = _solve_weight_decay(
+            problem, tol, restarts, seed)
+    gap = relative_gap(upper, lower, problem.zero_value)
+    message = f"lower: {lower_route}; upper: {upper_route}; relative gap {gap:.2e}"
+    return Solution(lower=lower, upper=upper, weights=weights, exact=bool(gap <= tol),
+                    relative_gap=gap, lower_route=lower_route, upper_route=upper_route,
+                    message=message, K=problem.K, time=time.perf_counter() - t0)
+
+
+def _quiet(func, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RecoveryWarning)
+        return func(*args, **kwargs)
+
+
+def _solve_chain(problem: DeepLinearProblem, tol: float
+                 ) -> tuple[list, float, float, str, str]:
+    chain = problem if problem.is_chain else _schatten_chain(problem)
+    dual = _quiet(solve_dual, chain, tol=tol)
+    rec = _quiet(recover, chain, dual, tol=tol)
+    weights = rec.weights if problem.is_chain else _split(problem, rec.weights)
+    upper = objective(problem, weights)
+    what = "one chain" if problem.is_chain else f"the equivalent chain (bottleneck K = {problem.K})"
+    return (weights, dual.value, upper, f"dual of {what} ({dual.message})",
+            "weights recovered from the dual" + ("" if problem.is_chain else
+                                                 f", split across {problem.branches} branches"))
+
+
+def _solve_weight_decay(problem: DeepLinearProblem, tol: float, restarts: int,
+                        seed: int | None) -> tuple[list, float, float, str, str]:
+    T = singular_value_bound(problem)
+    p, lam = _power(problem), problem.rho
+    if T == 0.0:
+        weights = _branch_weights(problem, np.zeros_like(problem.A))
+        return (weights, problem.zero_value, objective(problem, weights),
+                "the zero network is the only stationary point", "the zero network")
+    points = _dual_points(problem, [lam * T ** (p - 1.0) * f for f in RHO_GRID], tol)
+    # Candidates: the minimisers of the bounds' sub-problems, evaluated exactly.
+    candidates = [Mr for _, _, Mr in points]
+    for c in np.geomspace(problem.s[-1], problem.s[0], CLIP_GRID):
+        w = np.minimum(problem.s, c)
+        U, sigma, Vt = svd(problem.A * (w / problem.s))
+        x, _ = _threshold(sigma[:problem.K], lam * c ** (-p), p)
+        candidates.append(((U[:, :x.size] * x) @ Vt[:x.size]) / w)
+    candidates.append(np.zeros_like(problem.A))
+    ranked = sorted(candidates, key=lambda Mr: _reduced_value(problem, Mr))
+    start = _branch_weights(problem, ranked[0])
+    primal = _quiet(solve_primal, problem, restarts=restarts, seed=seed, init=start)
+    weights, upper = primal.weights, primal.value
+    route = (f"best of {restarts} L-BFGS restart(s) on the network, the first started at the "
+             "best bound minimiser")
+    start_value = objective(problem, start)
+    if start_value < upper:
+        weights, upper, route = start, start_value, "the best bound minimiser"
+    T = singular_value_bound(problem, upper)
+    chord, comparison, combined, bound_route = _combined_bound(problem, T, points)
+    if combined <= max(chord, comparison):
+        bound_route = (f"chord bound (T = {T:.4g})" if chord >= comparison else
+                       "comparison with whitened data")
+    return weights, min(combined, problem.zero_value), upper, bound_route, route
+
+
+def _chain_bounds(chain: DeepLinearProblem, tol: float, max_iter: int) -> tuple[float, float]:
+    """Certified bounds on the optimum of one Schatten chain from its dual (a top-level
+    function so that joblib can ship it)."""
+    res = _quiet(solve_dual, chain, tol=tol, max_iter=max_iter)
+    return res.value, min(res.upper_bound, chain.zero_value)
+
+
+# ----------------------------------------------------------------- output-coupled dual
+def output_coupled_dual(problem: DeepLinearProblem, *, tol: float = 1e-10) -> CoupledDual:
+    """The dual of the problem with only the coupling ``Z = sum_b f_b(X)`` dualised.
+
+    Each branch's inner minimum is ``0`` or ``-inf``: for the Schatten penalty it is finite
+    exactly when ``||Lambda X^T||_op <= rho`` and the dual is that of the convex problem
+    ``P_cvx = min_M 1/2 ||M X - Y||^2 + rho ||M||_*`` (no rank bound), the same for every
+    ``B``; for weight decay at ``H >= 3`` it is finite only when ``Lambda X^T = 0`` and the
+    dual value is ``1/2 ||Y - A V^T||^2`` (vacuous). ``docs/math.md`` has the derivation.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> from duallinear.branches import output_coupled_dual
+    >>> p = dl.DeepLinearProblem(np.eye(3), np.diag([3.0, 2.0, 0.5]), (1,), 0.5)
+    >>> d = output_coupled_dual(p)  # soft-threshold all three values by rho = 1
+    >>> round(d.lower, 10), d.rank
+    (4.125, 2)
+    """
+    check_problem(problem)
+    tol = as_nonneg_scalar(tol, "tol")
+    if not (problem.is_schatten or problem.gamma == 0.0):
+        c0 = 0.5 * problem.residual_sq
+        return CoupledDual(c0, c0, None, math.inf, True, True,
+                           "vacuous: with weight decay at H >= 3 each branch's inner minimum "
+                           "is -inf unless Lambda X^T = 0")
+    convex = _schatten_chain(problem, k=min(problem.dH, problem.rank) or 1)
+    if problem.is_whitened:
+        lower, N = closed_form(convex)
+    else:
+        dual = _quiet(solve_dual, convex, tol=tol)
+        lower, N = dual.value, problem.A - dual.Gamma  # the convex problem's optimal N
+    P, m, Qt = svd(N / problem.s) if N.size else (N, np.zeros(0), N)
+
+    def value(r: int) -> float:  # objective of the truncation of M' = N diag(s)^-1 to rank r
+        R = (P[:, :r] * m[:r]) @ (Qt[:r] * problem.s) - problem.A
+        return (0.5 * problem.residual_sq + problem.rho * float(np.sum(m[:r]))
+                + 0.5 * float(np.sum(R * R)))
+
+    values = {m.size: value(m.size)}
+    if relative_gap(values[m.size], lower, problem.zero_value) <= tol:
+        # The smallest certified rank, by bisection (truncations lose value as rank falls).
+        lo, hi = -1, m.size
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            values[mid] = value(mid)
+            if relative_gap(values[mid], lower, problem.zero_value) <= tol:
+                hi = mid
+            else:
+                lo = mid
+        rank, certified = hi, True
+    else:
+        rank, certified = m.size, False
+    upper = min(values.values())
+    gap = relative_gap(values[rank], lower, problem.zero_value)
+    return CoupledDual(lower, upper, rank, values[rank], certified, False,
+                       f"the convex nuclear-norm problem (no rank bound): certified rank "
+                       f"{rank}, relative gap {gap:.1e}" +
+                       ("" if certified else f" (tol {tol:.0e} not met)"))
+
+
+def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None, *,
+              tol: float = 1e-10, max_iter: int = 75, n_jobs: int | None = None) -> GapCurve:
+    """The duality gap ``gap(B) = P*(B) - D_oc`` of the output-coupled dual over ``B``.
+
+    ``P*(B)`` is the optimum with ``B`` branches of the problem's widths (the problem's own
+    ``branches`` is ignored). It is non-increasing in ``B`` and equals ``P_cvx = D_oc`` once
+    ``B k >= rank M_cvx``: those points need no solve. For whitened X each ``P*(B)`` is a
+    closed form, else the dual of the chain of bottleneck ``B k`` (an interval when that dual
+    is not tight).
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+        Schatten penalty (or ``H = 2``); for weight decay at ``H >= 3`` the output-coupled
+        dual is vacuous and a ``ValueError`` says so.
+    branches : iterable of int >= 1, optional
+        Default ``1 .. zero_from``.
+    tol : float
+    max_iter : int
+        Iteration cap of each dual solve. Most points certify at the 2nd iteration; where the
+        chain's dual is not tight DR cannot close the interval and the cap bounds the cost:
+        at d = 100 (Gaussian X, ``benchmarks/branches_gap_curve.py``) such points were left at
+        relative intervals of 4e-6..4e-5 after 75 iterations, 2e-6..9e-5 after 5000, at a
+        seventh of the time.
+    n_jobs : int, optional
+        Solve the points in parallel through joblib (``None`` or 1: one after the other;
+        -1: all cores). Each solve runs BLAS on one thread.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> from duallinear.branches import gap_curve
+    >>> p = dl.DeepLinearProblem(np.eye(3), np.diag([3.0, 2.0, 0.5]), (1,), 0.5)
+    >>> curve = gap_curve(p)  # gap(1) = 1/2 (2 - 1)^2, zero from B = 2 on
+    >>> curve.branches.tolist(), np.round(curve.gap_upper, 12).tolist()
+    ([1, 2], [0.5, 0.0])
+    """
+    check_problem(problem)
+    tol = as_nonneg_scalar(tol, "tol")
+    max_iter = as_positive_int(max_iter, "max_iter")
+    if n_jobs is not None:
+        n_jobs = as_positive_int(n_jobs, "n_jobs", minimum=-1)
+        if n_jobs == 0:
+            raise ValueError("n_jobs must be >= 1, or -1 for all cores; got 0")
+    if not (problem.is_schatten or problem.gamma == 0.0):
+        raise ValueError(
+            "gap_curve needs the Schatten penalty (or H = 2): with weight decay at H >= 3 the "
+            "output-coupled dual is vacuous (see output_coupled_dual); use solve() for each B")
+    t0 = time.perf_counter()
+    dual = output_coupled_dual(problem, tol=tol)
+    zero_from = max(1, math.ceil(dual.rank / problem.k))
+    if branches is None:
+        Bs = list(range(1, zero_from + 1))
+    else:
+        if isinstance(branches, (str, bytes)) or not isinstance(branches, Iterable):
+            raise TypeError(f"branches must be an iterable of positive integers, got "
+                            f"{type(branches).__name__}")
+        Bs = [as_positive_int(B, "branches[]") for B in branches]
+        if not Bs:
+            raise ValueError("branches must hold at least one value")
+    need = sorted({B for B in Bs if B < zero_from})
+    if problem.is_whitened:
+        found = {B: (closed_form(_schatten_chain(problem, k=B * problem.k)).value,) * 2
+                 for B in need}
+    else:
+        chains = [_schatten_chain(problem, k=B * problem.k) for B in need]
+        if n_jobs is None or n_jobs == 1:
+            bounds = [_chain_bounds(chain, tol, max_iter) for chain in chains]
+        else:
+            from joblib import Parallel, delayed
+
+            bounds = Parallel(n_jobs=n_jobs)(delayed(_chain_bounds)(chain, tol, max_iter)
+                                             for chain in chains)
+        found = dict(zip(need, bounds, strict=True))
+    lower, upper, exact = [], [], []
+    for B in Bs:
+        lo, up = found.get(B, (dual.lower, dual.rank_value))
+        lower.append(lo)
+        upper.append(up)
+    order = np.argsort(Bs)
+    lo_arr, up_arr = np.array(lower)[order], np.array(upper)[order]
+    # P*(B) is non-increasing: an upper bound at B holds on the right, a lower one on the left.
+    up_arr = np.minimum.accumulate(up_arr)
+    lo_arr = np.maximum.accumulate(lo_arr[::-1])[::-1]
+    inverse = np.argsort(order)
+    lo_arr, up_arr = lo_arr[inverse], up_arr[inverse]
+    for lo, up in zip(lo_arr, up_arr, strict=True):
+        exact.append(relative_gap(float(up), float(lo), problem.zero_value) <= tol)
+    gap_lower = np.maximum(lo_arr - dual.upper, 0.0)
+    gap_upper = np.maximum(up_arr - dual.lower, 0.0)
+    denom = np.maximum(np.abs(up_arr), 1e-8 * problem.zero_value)
+    return GapCurve(branches=np.array(Bs), lower=lo_arr, upper=up_arr, gap_lower=gap_lower,
+                    gap_upper=gap_upper, relative_gap=gap_upper / np.where(denom > 0, denom, 1),
+                    zero_from=zero_from, dual=dual, exact=np.array(exact),
+                    time=time.perf_counter() - t0)
