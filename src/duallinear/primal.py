@@ -17,6 +17,7 @@ import numpy as np
 import scipy.optimize
 
 from ._linalg import svd
+from ._optional import require
 from ._reduced import Reduced
 from ._threads import one_blas_thread
 from ._validation import as_nonneg_scalar, as_positive_int
@@ -319,10 +320,9 @@ def solve_primal(
     if n_jobs is None or n_jobs == 1:
         runs = [_run_restart(sc, x0, method, max_iter, tol, lr) for x0 in starts]
     else:
-        from joblib import Parallel, delayed
-
-        runs = Parallel(n_jobs=n_jobs)(
-            delayed(_run_restart)(sc, x0, method, max_iter, tol, lr) for x0 in starts)
+        joblib = require("joblib", "solve_primal(n_jobs=...)")
+        runs = joblib.Parallel(n_jobs=n_jobs)(
+            joblib.delayed(_run_restart)(sc, x0, method, max_iter, tol, lr) for x0 in starts)
     elapsed = time.perf_counter() - t0
 
     values = np.array([r.value for r in runs]) * sc.a**2
