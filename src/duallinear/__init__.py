@@ -9,9 +9,9 @@ the certificate with :func:`duality_gap`.
 from . import distributed, prox
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import DRSettings, SDPSettings, solve_dual
-from .primal import gradient, objective, solve_primal
+from .primal import end_to_end, gradient, objective, solve_primal
 from .problem import DeepLinearProblem
-from .recovery import balanced_factors, recover, recover_weights
+from .recovery import Recovery, balanced_factors, recover, recover_weights
 from .results import (
     ConvergenceWarning,
     DualDiagnostics,
@@ -33,6 +33,7 @@ __all__ = [
     "recover",
     "recover_weights",
     "balanced_factors",
+    "end_to_end",
     "duality_gap",
     "dual_value",
     "relative_gap",
@@ -42,6 +43,7 @@ __all__ = [
     "PrimalResult",
     "DualResult",
     "DualDiagnostics",
+    "Recovery",
     "ConvergenceWarning",
     "RecoveryWarning",
     "__version__",

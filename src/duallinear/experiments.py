@@ -20,7 +20,7 @@ import numpy as np
 from ._optional import require
 from .certificates import closed_form, relative_gap
 from .dual import solve_dual
-from .primal import solve_primal
+from .primal import end_to_end, solve_primal
 from .problem import DeepLinearProblem
 from .recovery import recover
 from .results import ConvergenceWarning, RecoveryWarning
@@ -96,11 +96,8 @@ def make_problem(d: int, *, depth: int = 3, width: int | None = None,
 
 
 def product(weights: Sequence[np.ndarray]) -> np.ndarray:
-    """End-to-end matrix ``W_H .. W_1`` (shape ``(dH, d0)``)."""
-    M = weights[0]
-    for W in weights[1:]:
-        M = W @ M
-    return M
+    """End-to-end matrix ``W_H .. W_1`` (shape ``(dH, d0)``): :func:`duallinear.end_to_end`."""
+    return end_to_end(weights)
 
 
 def _quiet(func: Callable, *args, **kwargs):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +20,12 @@ import scipy.optimize
 from ._linalg import svd
 from ._optional import require
 from ._reduced import Reduced
-from ._threads import one_blas_thread
-from ._validation import as_nonneg_scalar, as_positive_int
+from ._threads import limit_allowed, one_blas_thread
+from ._validation import as_matrix, as_nonneg_scalar, as_positive_int, check_callback
 from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, PrimalResult
 
-__all__ = ["objective", "gradient", "solve_primal", "PRIMAL_METHODS"]
+__all__ = ["objective", "gradient", "end_to_end", "solve_primal", "PRIMAL_METHODS"]
 
 PRIMAL_METHODS = ("lbfgs", "gd")
 
@@ -111,6 +112,41 @@ def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.n
     weights = problem.check_weights(weights)
     _, grads = _value_and_grad(weights, problem.U * problem.s, problem.A, problem.gamma, 0.0)
     return grads
+
+
+def end_to_end(weights: Sequence[object]) -> np.ndarray:
+    """The end-to-end map ``M = W_H .. W_1`` of a deep linear network.
+
+    Parameters
+    ----------
+    weights : sequence of array_like
+        ``[W_1, .., W_H]``, ``W_i`` of shape ``(d_i, d_{i-1})`` (numpy arrays, or any array
+        with ``__array__`` or ``__dlpack__``).
+
+    Returns
+    -------
+    ndarray, shape (d_H, d_0)
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> dl.end_to_end([np.ones((2, 3)), np.eye(2), np.ones((1, 2))])
+    array([[2., 2., 2.]])
+    """
+    if isinstance(weights, (str, bytes, np.ndarray)) or not isinstance(weights, Sequence):
+        raise TypeError(f"weights must be a list of matrices [W_1, .., W_H], got "
+                        f"{type(weights).__name__}")
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one matrix")
+    M = previous = None
+    for i, W in enumerate(weights):
+        W = as_matrix(W, f"weights[{i}] (W_{i + 1})", allow_empty=True)
+        if previous is not None and W.shape[1] != previous[0]:
+            raise ValueError(
+                f"weights[{i}] (W_{i + 1}) must have {previous[0]} columns to follow W_{i} "
+                f"of shape {previous}, got shape {W.shape}")
+        M, previous = (W if M is None else W @ M), W.shape
+    return M
 
 
 # ------------------------------------------------------------------ normalised problem
@@ -212,14 +248,15 @@ def _gd(sc: _Scaled, theta0: np.ndarray, max_iter: int, tol: float, lr: float | 
 
 
 def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, tol: float,
-                 lr: float | None) -> _Run:
+                 lr: float | None, limit: bool = True) -> _Run:
     """One local search from ``theta0`` (a top-level function so joblib can ship it).
 
-    BLAS runs on one thread inside a restart: the products here are small, threads only add
-    overhead (and oversubscribe the cores when restarts run in parallel), and a fixed
-    summation order makes every restart's result independent of ``n_jobs``.
+    BLAS runs on one thread inside a restart (unless ``limit`` is False): the products here
+    are small, threads only add overhead (and oversubscribe the cores when restarts run in
+    parallel), and a fixed summation order makes every restart's result independent of
+    ``n_jobs``.
     """
-    with one_blas_thread():
+    with one_blas_thread(limit):
         if method == "lbfgs":
             return _lbfgs(sc, theta0, max_iter, tol)
         return _gd(sc, theta0, max_iter, tol, lr)
@@ -245,6 +282,8 @@ def solve_primal(
     init_scale: float = 1.0,
     lr: float | None = None,
     n_jobs: int | None = None,
+    callback: Callable[[int, float, bool], object] | None = None,
+    blas_limit: bool = True,
 ) -> PrimalResult:
     """Minimise objective (4) by local search from several random starts; keep the best.
 
@@ -256,9 +295,11 @@ def solve_primal(
     method : {"lbfgs", "gd"}
         ``"lbfgs"``: scipy's L-BFGS-B with exact gradients. ``"gd"``: plain gradient descent,
         with a fixed learning rate ``lr`` if given, else an Armijo backtracking step.
-    seed : int, optional
+    seed : int or numpy.random.Generator, optional
         Seed of the random starts; restart ``j`` draws from the ``j``-th child of
-        ``numpy.random.SeedSequence(seed)``, so results do not depend on ``n_jobs``.
+        ``numpy.random.SeedSequence(seed)``, so results do not depend on ``n_jobs``. A
+        ``Generator`` gives the seed: one integer drawn from it (so it advances), reported
+        as ``result.seed``, with which the same starts can be drawn again.
     max_iter : int, optional
         Iterations per restart (default 20000 for L-BFGS, 10000 for GD).
     tol : float
@@ -275,6 +316,14 @@ def solve_primal(
         Each restart uses one BLAS thread, so results do not depend on ``n_jobs`` (bit for bit
         with worker processes; to rounding when restarts share a process through threads);
         inside ``joblib.parallel_backend("dask")`` the restarts run on a Dask cluster.
+        Needs joblib (``pip install "duallinear[cli]"``).
+    callback : callable, optional
+        ``callback(restart, value, converged)``, called as each restart finishes, in order,
+        with its final objective (4).
+    blas_limit : bool
+        Each restart runs BLAS on one thread (default). ``False`` keeps the caller's
+        threads, as does ``DUALLINEAR_BLAS_LIMIT=0`` in the environment; results may then
+        depend on ``n_jobs`` to rounding.
 
     Returns
     -------
@@ -294,8 +343,18 @@ def solve_primal(
     restarts = as_positive_int(restarts, "restarts")
     if method not in PRIMAL_METHODS:
         raise ValueError(f"method must be one of {PRIMAL_METHODS}, got {method!r}")
-    if seed is not None:
+    if isinstance(seed, np.random.Generator):
+        # One draw from the caller's generator: reported, and enough to redraw the starts.
+        seed = int(seed.integers(2**63))
+    elif seed is not None:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got "
+                            f"{type(seed).__name__} ({seed!r})")
         seed = as_positive_int(seed, "seed", minimum=0)
+    check_callback(callback)
+    if not isinstance(blas_limit, (bool, np.bool_)):
+        raise TypeError(f"blas_limit must be a bool, got {type(blas_limit).__name__}")
+    limit = bool(blas_limit) and limit_allowed()
     max_iter = as_positive_int(
         max_iter if max_iter is not None else (20000 if method == "lbfgs" else 10000),
         "max_iter")
@@ -318,11 +377,17 @@ def solve_primal(
 
     t0 = time.perf_counter()
     if n_jobs is None or n_jobs == 1:
-        runs = [_run_restart(sc, x0, method, max_iter, tol, lr) for x0 in starts]
+        finished = (_run_restart(sc, x0, method, max_iter, tol, lr, limit) for x0 in starts)
     else:
         joblib = require("joblib", "solve_primal(n_jobs=...)")
-        runs = joblib.Parallel(n_jobs=n_jobs)(
-            joblib.delayed(_run_restart)(sc, x0, method, max_iter, tol, lr) for x0 in starts)
+        finished = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+            joblib.delayed(_run_restart)(sc, x0, method, max_iter, tol, lr, limit)
+            for x0 in starts)
+    runs = []
+    for run in finished:
+        runs.append(run)
+        if callback is not None:
+            callback(len(runs) - 1, run.value * sc.a**2, run.converged)
     elapsed = time.perf_counter() - t0
 
     values = np.array([r.value for r in runs]) * sc.a**2

@@ -26,12 +26,12 @@ from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import check_dual, closed_form, relative_gap
 from .primal import objective, solve_primal
 from .problem import DeepLinearProblem, check_problem
-from .results import ConvergenceWarning, DualResult, RecoveryWarning
+from .results import ConvergenceWarning, DualResult, RecoveryWarning, summary
 
 __all__ = ["recover", "recover_weights", "balanced_factors", "Recovery"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Recovery:
     """Weights rebuilt from a dual solution and their certificate.
 
@@ -60,6 +60,9 @@ class Recovery:
     repaired: bool
     certified: bool
     message: str
+
+    def __repr__(self) -> str:
+        return summary(self, ("certified", "repaired"))
 
 
 def balanced_factors(M: np.ndarray, dims: tuple[int, ...]) -> list[np.ndarray]:
@@ -136,7 +139,8 @@ def _pad_layers(dims: tuple[int, ...], rank: int, last: np.ndarray, first: np.nd
 
 
 def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
-            polish: bool = True, partial_svd: bool | None = None) -> Recovery:
+            polish: bool = True, partial_svd: bool | None = None,
+            blas_limit: bool = True) -> Recovery:
     """Rebuild weights from ``dual`` and certify them against ``dual.value``.
 
     Parameters
@@ -152,14 +156,13 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
         Take the truncation from leading singular triplets instead of a full SVD; ``None``
         (default) does so from the same size as :func:`~duallinear.solve_dual`
         (``min(dH, rank X) >= 1500``).
+    blas_limit : bool
+        Run BLAS on one thread while ``min(dH, rank X) < 1000``, like :func:`solve_dual`
+        (default); ``False`` keeps the caller's setting.
 
     Returns
     -------
     Recovery
-
-    Notes
-    -----
-    Runs BLAS on one thread while ``min(dH, rank X) < 1000``, like :func:`solve_dual`.
 
     Examples
     --------
@@ -176,8 +179,10 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     tol = as_nonneg_scalar(tol, "tol")
     if not isinstance(polish, (bool, np.bool_)):
         raise TypeError(f"polish must be a bool, got {type(polish).__name__}")
+    if not isinstance(blas_limit, (bool, np.bool_)):
+        raise TypeError(f"blas_limit must be a bool, got {type(blas_limit).__name__}")
     partial = DRSettings(partial_svd=partial_svd).uses_partial(min(problem.A.shape))
-    with one_blas_thread_for(problem.A.shape):
+    with one_blas_thread_for(problem.A.shape, active=bool(blas_limit)):
         weights, value, rel, repaired, message = _rebuild(problem, dual, tol, polish, partial)
     certified = rel <= tol
     if not certified:
@@ -281,7 +286,8 @@ def _best_pruned(problem: DeepLinearProblem, factors: tuple[np.ndarray, np.ndarr
 
 
 def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
-                    polish: bool = True, partial_svd: bool | None = None) -> list[np.ndarray]:
+                    polish: bool = True, partial_svd: bool | None = None,
+                    blas_limit: bool = True) -> list[np.ndarray]:
     """Optimal weights ``[W_1, .., W_H]`` rebuilt from a dual solution (see :func:`recover`).
 
     Shapes are exactly ``(d_i, d_{i-1})``; the factors are balanced. A
@@ -296,4 +302,5 @@ def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float 
     >>> [W.shape for W in dl.recover_weights(problem, dl.solve_dual(problem))]
     [(2, 4), (3, 2)]
     """
-    return recover(problem, dual, tol=tol, polish=polish, partial_svd=partial_svd).weights
+    return recover(problem, dual, tol=tol, polish=polish, partial_svd=partial_svd,
+                   blas_limit=blas_limit).weights

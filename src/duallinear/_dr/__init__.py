@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .._reduced import Reduced
@@ -23,9 +25,11 @@ from .whitened import solve_whitened
 __all__ = ["DRSettings", "SDPSettings", "check_solver", "solve_dr", "solve_sdp"]
 
 
-def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whitened: bool
-             ) -> Outcome:
-    """The dual by Douglas-Rachford, after the two cases that need no iteration."""
+def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whitened: bool,
+             callback: Callable[[int, float], object] | None = None) -> Outcome:
+    """The dual by Douglas-Rachford, after the two cases that need no iteration.
+
+    ``callback(iteration, gap)`` is called with every entry of the outcome's ``gaps``."""
     partial = settings.uses_partial(min(red.A.shape))
     if red.rho == 0.0:
         # gamma = 0: Gamma = 0 is the only feasible point (reduced-rank regression).
@@ -37,5 +41,5 @@ def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whit
         return Outcome(Gamma, lower, upper, True, 0, "converged", MESSAGES["zero_network"],
                        [], [red.gap(upper, lower)])
     if whitened:
-        return solve_whitened(red, tol, max_iter, settings)
-    return solve_product(red, tol, max_iter, settings, partial)
+        return solve_whitened(red, tol, max_iter, settings, callback)
+    return solve_product(red, tol, max_iter, settings, partial, callback)
