@@ -179,6 +179,15 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.Recovery(weights=W_OK), TypeError, "value"),
         (lambda: setattr(REC, "value", 0.0), FrozenInstanceError, "value"),
     ],
+    "DeepLinearRegressor": [
+        (lambda: dl.DeepLinearRegressor((2,), 0.1, penalty="frobenius").fit(X.T, Y.T),
+         ValueError, "penalty"),
+        (lambda: dl.DeepLinearRegressor((), 0.1).fit(X.T, Y.T), ValueError, "hidden"),
+        (lambda: dl.DeepLinearRegressor((2,), -1.0).fit(X.T, Y.T), ValueError, "gamma"),
+        (lambda: dl.DeepLinearRegressor((2,), 0.1).fit(X.T, Y.T[:5]), ValueError, "samples"),
+        (lambda: dl.DeepLinearRegressor((2,), 0.1).fit(X.T, Y.T).predict(X), ValueError,
+         "features"),
+    ],
     "end_to_end": [
         (lambda: dl.end_to_end(np.zeros((2, 2))), TypeError, "weights"),
         (lambda: dl.end_to_end("W"), TypeError, "weights"),

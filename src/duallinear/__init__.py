@@ -6,6 +6,8 @@ Build a :class:`DeepLinearProblem` from data ``X`` (d0, n), ``Y`` (dH, n), hidde
 the certificate with :func:`duality_gap`.
 """
 
+import importlib.util
+
 from . import distributed, prox
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import DRSettings, SDPSettings, solve_dual
@@ -21,6 +23,17 @@ from .results import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The estimator needs scikit-learn, an optional dependency: imported on first use, so
+    # that `import duallinear` works without it and the error names the extra to install.
+    if name == "DeepLinearRegressor":
+        from .estimator import DeepLinearRegressor
+
+        return DeepLinearRegressor
+    raise AttributeError(f"module 'duallinear' has no attribute {name!r}")
+
 
 __all__ = [
     "DeepLinearProblem",
@@ -48,3 +61,9 @@ __all__ = [
     "RecoveryWarning",
     "__version__",
 ]
+if importlib.util.find_spec("sklearn") is not None:
+    __all__.append("DeepLinearRegressor")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"DeepLinearRegressor"})
