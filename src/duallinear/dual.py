@@ -1,6 +1,6 @@
 r"""The convex dual: validation, dispatch to a solver route, and the result in user units.
 
-In reduced coordinates (``docs/math.md``) the dual reads
+In reduced coordinates ([(3)][eq-reduction] of the math page) the dual [(4)][eq-dual] reads
 
     maximise  D(Gamma) = 1/2 ||Y||^2 - 1/2 ||A - Gamma||_(k)^2   s.t.  ||Gamma diag(s)||_op <= rho,
 
@@ -86,8 +86,9 @@ def solve_dual(
         ``"dr"`` on general X (default True): at the 2nd, 10th and 70th iterations, until one
         succeeds, try a certificate through the primal: a local search on the factored rank-k
         problem started from the current iterate, and the dual point its optimality
-        conditions give (see ``docs/math.md``). It is certified exactly like any other point;
-        the message and ``diagnostics.refine_route`` say when it was used. ``False``: plain DR.
+        conditions give ([section 7][sec-dr] of the math page). It is certified like any
+        other point; the message and ``diagnostics.refine_route`` say when it was used.
+        ``False``: plain DR.
     callback : callable, optional
         ``"dr"``: ``callback(iteration, relative_gap)`` at every check of the certificate
         (every iteration for whitened X, every ``settings.check_every`` for general X, and

@@ -1,4 +1,5 @@
-r"""The primal problem (4): objective, exact gradients and multi-restart local search.
+r"""The primal problem [(1)][eq-primal]: objective, exact gradients and multi-restart local
+search.
 
 ``P(W_1..W_H) = 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``.
 
@@ -67,7 +68,7 @@ def _value_and_grad(weights: list[np.ndarray], B0: np.ndarray, A: np.ndarray, ga
 
 
 def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
-    """Objective (4) at ``weights``.
+    """Objective [(1)][eq-primal] at ``weights``.
 
     Parameters
     ----------
@@ -98,7 +99,8 @@ def objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> float:
 
 
 def gradient(problem: DeepLinearProblem, weights: list[np.ndarray]) -> list[np.ndarray]:
-    """Exact gradient of objective (4): one array per layer, shapes as ``weights``.
+    """Exact gradient of objective [(1)][eq-primal]: one array per layer, shapes as ``weights``.
+
     Examples
     --------
     >>> import numpy as np, duallinear as dl
@@ -285,7 +287,7 @@ def solve_primal(
     callback: Callable[[int, float, bool], object] | None = None,
     blas_limit: bool = True,
 ) -> PrimalResult:
-    """Minimise objective (4) by local search from several random starts; keep the best.
+    """Minimise objective [(1)][eq-primal] by local search from random starts; keep the best.
 
     Parameters
     ----------
@@ -319,7 +321,7 @@ def solve_primal(
         Needs joblib (``pip install "duallinear[cli]"``).
     callback : callable, optional
         ``callback(restart, value, converged)``, called as each restart finishes, in order,
-        with its final objective (4).
+        with its final objective [(1)][eq-primal].
     blas_limit : bool
         Each restart runs BLAS on one thread (default). ``False`` keeps the caller's
         threads, as does ``DUALLINEAR_BLAS_LIMIT=0`` in the environment; results may then

@@ -1,4 +1,4 @@
-r"""Optimal layer weights rebuilt from a dual solution (MATH.md section 7).
+r"""Optimal layer weights rebuilt from a dual solution ([(9)][eq-recovery] on the math page).
 
 1. ``N* =`` best rank-k approximation of ``A - Gamma*``;
 2. ``M* = N* diag(s)^-1 U^T``, shape ``(dH, d0)``;
@@ -40,7 +40,7 @@ class Recovery:
     weights : list of ndarray
         ``[W_1, .., W_H]``, shapes ``(d_i, d_{i-1})``.
     value : float
-        Objective (4) at ``weights``.
+        Objective [(1)][eq-primal] at ``weights``.
     gap : float
         ``value - dual.value``: certified bound on the suboptimality of ``weights``.
     relative_gap : float
@@ -70,7 +70,7 @@ def balanced_factors(M: np.ndarray, dims: tuple[int, ...]) -> list[np.ndarray]:
 
     Every ``W_i`` carries ``m^(1/H)``, where ``m`` are the numerically non-zero singular values
     of ``M``; zero rows and columns pad to the widths. This attains
-    ``sum_i ||W_i||_{S_H}^H = H ||M||_*`` (MATH.md section 3).
+    ``sum_i ||W_i||_{S_H}^H = H ||M||_*`` ([section 2][sec-collapse] of the math page).
 
     Parameters
     ----------
@@ -216,7 +216,7 @@ def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: b
     if rel > tol and problem.is_whitened and problem.rank:
         # Singular values of A - Gamma tied across position k leave the truncation ambiguous
         # (fuzzer: A with values 2, 1, 1 and k = 1 gives A - Gamma* = three equal values);
-        # for whitened X the optimal N is known (MATH.md section 6).
+        # for whitened X the optimal N is known (docs/math.md, equation (6)).
         U, m, Vt = svd(closed_form(problem)[1])
         exact, exact_value = _best_pruned(
             problem, factors_of_M(problem, U[:, :problem.k], m[:problem.k], Vt[:problem.k]))

@@ -31,7 +31,8 @@ def _short(name: str, value: object) -> str:
         if name == "time":
             return f"{value:.3g} s"
         return f"{value:.12g}"
-    return repr(value)
+    text = repr(value)
+    return text.splitlines()[0] if "\n" in text else text  # a nested result: its first line
 
 
 def summary(result: object, head: tuple[str, ...]) -> str:
@@ -72,7 +73,7 @@ class PrimalResult:
     weights : list of ndarray
         Best weights found, ``[W_1, .., W_H]`` with ``W_i`` of shape ``(d_i, d_{i-1})``.
     value : float
-        Objective (4) at ``weights``.
+        Objective [(1)][eq-primal] at ``weights``.
     converged : bool
         Whether the best restart met its stopping tolerance.
     iterations : int
@@ -154,10 +155,10 @@ class DualResult:
     method : str
         ``"dr"`` or ``"cvxpy"``.
     Lambda : ndarray, shape (dH, d0)
-        The dual variable of problem (5), ``Lambda = Gamma diag(s) U^T``, feasible
+        The dual variable of [(4)][eq-dual], ``Lambda = Gamma diag(s) U^T``, feasible
         (``||Lambda||_op <= rho`` up to rounding).
     Gamma : ndarray, shape (dH, r)
-        The same point in the reduced coordinates of MATH.md section 5.
+        The same point in the reduced coordinates of [(3)][eq-reduction].
     value : float
         ``D(Gamma)`` at that feasible point: a valid lower bound on the primal optimum.
     converged : bool
@@ -169,7 +170,7 @@ class DualResult:
     time : float
         Wall-clock seconds.
     upper_bound : float
-        Objective of the weights recovered from this point by truncation (MATH.md section 7),
+        Objective of the weights recovered from this point by truncation [(9)][eq-recovery],
         ``inf`` if not evaluated. ``upper_bound - value`` bounds the suboptimality of both.
     relative_gap : float
         ``(upper_bound - value) / max(|upper_bound|, 1e-8 * 1/2 ||Y||^2)``.
