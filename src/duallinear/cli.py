@@ -435,6 +435,22 @@ def _save(plt, fig, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- commands
+def _swept(command: str, point, points: Sequence[dict], work: Sequence[float],
+           args: argparse.Namespace, out: Path, plot) -> list[dict] | None:
+    """Evaluate ``point(**p)`` over ``points`` (in parallel with ``--jobs``), writing each row
+    to ``<command>.csv`` as it finishes, then plot them; None after Ctrl-C (rows kept)."""
+    with _Rows(out / f"{command}.csv") as kept, \
+            _Progress(work, command, args.no_progress) as bar:
+        try:
+            ex.sweep(point, points, n_jobs=args.jobs,
+                     callback=lambda row: (kept.add(row), bar.update()))
+        except KeyboardInterrupt:
+            _interrupted(kept, plot, out / f"{command}.png")
+            return None
+    plot(kept.rows, out / f"{command}.png")
+    return kept.rows
+
+
 def _run_gap(args: argparse.Namespace, out: Path) -> int:
     if args.quick:
         args.sizes, args.restarts, args.seeds = [5, 10, 20], 2, 1
@@ -442,15 +458,10 @@ def _run_gap(args: argparse.Namespace, out: Path) -> int:
                    x_kind=args.x_kind, seed=s, restarts=args.restarts)
               for H, g, s, d in itertools.product(args.depth, args.gamma, range(args.seeds),
                                                   args.sizes)]
-    with _Rows(out / "gap.csv") as kept, \
-            _Progress([p["d"] ** 3 for p in points], "gap", args.no_progress) as bar:
-        try:
-            ex.sweep(ex.gap_point, points, n_jobs=args.jobs,
-                     callback=lambda row: (kept.add(row), bar.update()))
-        except KeyboardInterrupt:
-            return _interrupted(kept, plot_gap, out / "gap.png")
-    rows = kept.rows
-    plot_gap(rows, out / "gap.png")
+    rows = _swept("gap", ex.gap_point, points, [p["d"] ** 3 for p in points], args, out,
+                  plot_gap)
+    if rows is None:
+        return EXIT_INTERRUPTED
     print(f"{'d':>4} {'H':>2} {'k':>4} {'gamma':>6} {'primal':>16} {'dual':>16} "
           f"{'recovered':>16} {'rel.gap':>9} {'rec.gap':>9} {'dist(M)':>9}")
     for r in rows:
@@ -539,15 +550,10 @@ def _run_hitting(args: argparse.Namespace, out: Path) -> int:
                    data_seed=args.data_seed, seeds=range(args.seeds), rtol=args.rtol,
                    max_iter=args.max_iter)
               for m, H, g, w in itertools.product(methods, args.depth, args.gamma, widths)]
-    with _Rows(out / "hitting.csv") as kept, \
-            _Progress([1.0] * len(points), "hitting", args.no_progress) as bar:
-        try:
-            ex.sweep(ex.hitting_point, points, n_jobs=args.jobs,
-                     callback=lambda row: (kept.add(row), bar.update()))
-        except KeyboardInterrupt:
-            return _interrupted(kept, plot_hitting, out / "hitting.png")
-    rows = kept.rows
-    plot_hitting(rows, out / "hitting.png")
+    rows = _swept("hitting", ex.hitting_point, points, [1.0] * len(points), args, out,
+                  plot_hitting)
+    if rows is None:
+        return EXIT_INTERRUPTED
     print(f"{'method':>6} {'H':>2} {'gamma':>6} {'width':>5} {'hits':>9} {'worst rel.gap':>13}")
     for r in rows:
         print(f"{r['method']:>6} {r['depth']:>2} {r['gamma']:>6g} {r['width']:>5} "
