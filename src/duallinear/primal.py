@@ -320,8 +320,8 @@ def solve_primal(
         inside ``joblib.parallel_backend("dask")`` the restarts run on a Dask cluster.
         Needs joblib (``pip install "duallinear[cli]"``).
     callback : callable, optional
-        ``callback(restart, value, converged)``, called as each restart finishes, in order,
-        with its final objective [(1)][eq-primal].
+        ``callback(restart, value, converged)`` for each restart in order, with its final
+        objective [(1)][eq-primal]: as each finishes, or, with ``n_jobs``, once all have.
     blas_limit : bool
         Each restart runs BLAS on one thread (default). ``False`` keeps the caller's
         threads, as does ``DUALLINEAR_BLAS_LIMIT=0`` in the environment; results may then
@@ -381,8 +381,9 @@ def solve_primal(
     if n_jobs is None or n_jobs == 1:
         finished = (_run_restart(sc, x0, method, max_iter, tol, lr, limit) for x0 in starts)
     else:
+        # A plain list: joblib 1.3's Dask backend rejects return_as="generator".
         joblib = require("joblib", "solve_primal(n_jobs=...)")
-        finished = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+        finished = joblib.Parallel(n_jobs=n_jobs)(
             joblib.delayed(_run_restart)(sc, x0, method, max_iter, tol, lr, limit)
             for x0 in starts)
     runs = []
