@@ -291,3 +291,151 @@ def test_sweep_parallel_equals_serial():
         # same seeds, same points; only BLAS rounding may differ between processes
         assert a["dual_value"] == pytest.approx(b["dual_value"], rel=1e-12)
         assert a["primal_value"] == pytest.approx(b["primal_value"], rel=1e-12)
+
+
+# ------------------------------------------------------------- interface and interruption
+def test_version(capsys):
+    import duallinear
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"duallinear {duallinear.__version__}"
+
+
+def _subparsers(parser):
+    import argparse
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_option_and_subcommand_is_described():
+    parser = cli.build_parser()
+    commands = _subparsers(parser)
+    assert set(commands) == {"gap", "speed", "hitting", "branches", "main"}
+    for name, sub in [("duallinear", parser), *commands.items()]:
+        assert sub.description, f"{name} has no description"
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"
+
+
+def test_rows_are_written_as_points_finish_and_ctrl_c_keeps_them(tmp_path, capsys,
+                                                                monkeypatch):
+    real = ex.gap_point
+    seen = []
+
+    def interrupted_at_third(**kw):
+        if len(seen) == 2:
+            # The two finished rows are on disk before the third point starts.
+            assert len(_read_csv(tmp_path / "o" / "gap.csv")) == 2
+            raise KeyboardInterrupt
+        seen.append(kw["d"])
+        return real(**kw)
+
+    monkeypatch.setattr(ex, "gap_point", interrupted_at_third)
+    code = cli.main(["gap", "--sizes", "4,5,6,7", "--restarts", "1", "--out",
+                     str(tmp_path / "o"), "--no-progress"])
+    assert code == cli.EXIT_INTERRUPTED == 130
+    assert "kept 2 finished point(s)" in capsys.readouterr().err
+    rows = _read_csv(tmp_path / "o" / "gap.csv")
+    assert [int(r["d"]) for r in rows] == [4, 5]
+    _check_png(tmp_path / "o" / "gap.png")  # the finished points, plotted
+    meta = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert meta["exit_code"] == 130 and meta["interrupted"] is True
+
+
+def test_sigint_keeps_the_finished_rows(tmp_path):
+    # The real thing: a process interrupted by SIGINT (Ctrl-C) mid-sweep.
+    import signal
+    import time
+
+    out = tmp_path / "sig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duallinear", "gap", "--sizes", ",".join(["6"] * 400),
+         "--restarts", "1", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            path = out / "gap.csv"
+            if path.exists() and len(path.read_text().splitlines()) >= 3:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted: kept" in err
+    rows = _read_csv(out / "gap.csv")
+    assert 2 <= len(rows) < 400
+    assert all(int(r["d"]) == 6 and r["dual_converged"] == "1" for r in rows)
+
+
+def test_a_missing_extra_names_its_pip_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    code = cli.main(["gap", "--quick", "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'pip install "duallinear[cli]"' in err and "matplotlib" in err
+    assert not (tmp_path / "o").exists()  # nothing computed, no folder
+
+
+def test_speed_warms_every_solver_up_before_timing(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(ex, "warm_up", lambda **kw: calls.append("warm-up"))
+    monkeypatch.setattr(ex, "speed_point",
+                        lambda d, **kw: calls.append(d) or _fake_speed_row(d))
+    assert cli.main(["speed", "--sizes", "8,4", "--out", str(tmp_path / "s"),
+                     "--no-progress"]) == 0
+    assert calls == ["warm-up", 4, 8]
+
+
+def test_warm_up_runs_each_solver(monkeypatch):
+    import duallinear as dl
+
+    methods = []
+    real = dl.solve_dual
+
+    def spy(problem, **kw):
+        methods.append(kw.get("method", "dr"))
+        return real(problem, **kw)
+
+    monkeypatch.setattr(ex, "solve_dual", spy)
+    monkeypatch.setattr(ex, "solve_primal",
+                        lambda problem, **kw: methods.append("primal"))
+    ex.warm_up()
+    assert methods == ["dr", "cvxpy", "primal"]
+
+
+def _figure_of(monkeypatch, plot, rows, tmp_path):
+    figures = []
+    monkeypatch.setattr(cli, "_save", lambda plt, fig, path: figures.append(fig))
+    plot(rows, tmp_path / "x.png")
+    return figures[0]
+
+
+def test_gap_plot_has_the_recovered_curve_and_the_table_3_panel(tmp_path, monkeypatch):
+    rows = [ex.gap_point(d, restarts=1) for d in (4, 6)]
+    fig = _figure_of(monkeypatch, cli.plot_gap, rows, tmp_path)
+    values, gaps, table3 = fig.axes
+    labels = [line.get_label() for line in values.get_lines()]
+    assert any(label.startswith("recovered") for label in labels)
+    assert "Table 3" in table3.get_title()
+    np.testing.assert_allclose(table3.get_lines()[0].get_ydata(),
+                               [max(r["product_distance"], 1e-17) for r in rows])
+
+
+def test_hitting_plot_one_panel_per_depth_distinct_styles(tmp_path, monkeypatch):
+    rows = [{"method": m, "depth": H, "gamma": g, "width": w, "hit_rate": 0.5}
+            for m in ("gd", "lbfgs") for H in (2, 3, 4) for g in (0.1, 0.5, 1.0)
+            for w in (1, 2)]
+    fig = _figure_of(monkeypatch, cli.plot_hitting, rows, tmp_path)
+    assert [ax.get_title() for ax in fig.axes] == ["H = 2", "H = 3", "H = 4"]
+    for ax in fig.axes:
+        styles = [(line.get_color(), line.get_marker()) for line in ax.get_lines()]
+        assert len(styles) == 6 and len(set(styles)) == 6

@@ -10,7 +10,8 @@ import pytest
 MODULES = ["duallinear.problem", "duallinear.primal", "duallinear.dual", "duallinear.recovery",
            "duallinear.certificates", "duallinear.prox", "duallinear.distributed",
            "duallinear.branches",
-           "duallinear._reduced", "duallinear._dr.settings", "duallinear._dr.anderson"]
+           "duallinear._reduced", "duallinear._dr.settings", "duallinear._dr.anderson",
+           "duallinear.estimator"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -29,6 +29,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", dl.ConvergenceWarning)
     DUAL = dl.solve_dual(P, max_iter=50)
     DUAL_OTHER = dl.solve_dual(OTHER, max_iter=50)
+    warnings.simplefilter("ignore", dl.RecoveryWarning)
+    REC = dl.recover(P, DUAL, polish=False)
 W_OK = [np.zeros(s) for s in P.weight_shapes]
 SOLUTION = dl.solve(P)
 P2 = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, branches=2)  # two branches
@@ -133,6 +135,10 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve_primal(P, method="gd", lr=0.0), ValueError, "lr"),
         (lambda: dl.solve_primal(P, n_jobs=0), ValueError, "n_jobs"),
         (lambda: dl.solve_primal(P, n_jobs=-2), ValueError, "n_jobs"),
+        (lambda: dl.solve_primal(P, seed="0"), TypeError, "seed"),
+        (lambda: dl.solve_primal(P, seed=True), TypeError, "seed"),
+        (lambda: dl.solve_primal(P, callback=3), TypeError, "callback"),
+        (lambda: dl.solve_primal(P, blas_limit="no"), TypeError, "blas_limit"),
     ],
     "solve_dual": [
         (lambda: dl.solve_dual(NOT_A_PROBLEM), TypeError, "problem"),
@@ -156,6 +162,8 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve_dual(P, settings=dl.SDPSettings()), TypeError, "settings"),
         (lambda: dl.solve_dual(P, method="cvxpy", settings=dl.DRSettings()), TypeError,
          "settings"),
+        (lambda: dl.solve_dual(P, callback="print"), TypeError, "callback"),
+        (lambda: dl.solve_dual(P, blas_limit=1), TypeError, "blas_limit"),
     ],
     "verify": [
         (lambda: dl.verify(NOT_A_PROBLEM, [], DUAL), TypeError, "problem"),
@@ -199,6 +207,29 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.recover(P, DUAL_OTHER), ValueError, "dual"),
         (lambda: dl.recover(P, DUAL, tol=-1.0), ValueError, "tol"),
         (lambda: dl.recover(P, DUAL, polish="yes"), TypeError, "polish"),
+        (lambda: dl.recover(P, DUAL, blas_limit=None), TypeError, "blas_limit"),
+    ],
+    "Recovery": [
+        (lambda: dl.Recovery(weights=W_OK), TypeError, "value"),
+        (lambda: setattr(REC, "value", 0.0), FrozenInstanceError, "value"),
+    ],
+    "DeepLinearRegressor": [
+        (lambda: dl.DeepLinearRegressor((2,), 0.1, penalty="frobenius").fit(X.T, Y.T),
+         ValueError, "penalty"),
+        (lambda: dl.DeepLinearRegressor((), 0.1).fit(X.T, Y.T), ValueError, "hidden"),
+        (lambda: dl.DeepLinearRegressor((2,), -1.0).fit(X.T, Y.T), ValueError, "gamma"),
+        (lambda: dl.DeepLinearRegressor((2,), 0.1).fit(X.T, Y.T[:5]), ValueError, "samples"),
+        (lambda: dl.DeepLinearRegressor((2,), 0.1).fit(X.T, Y.T).predict(X), ValueError,
+         "features"),
+    ],
+    "end_to_end": [
+        (lambda: dl.end_to_end(np.zeros((2, 2))), TypeError, "weights"),
+        (lambda: dl.end_to_end("W"), TypeError, "weights"),
+        (lambda: dl.end_to_end([]), ValueError, "weights"),
+        (lambda: dl.end_to_end([np.zeros((2, 3)), np.zeros((2, 3))]), ValueError,
+         r"weights\[1\]"),
+        (lambda: dl.end_to_end([None]), TypeError, r"weights\[0\]"),
+        (lambda: dl.end_to_end([np.full((2, 2), np.nan)]), ValueError, r"weights\[0\]"),
     ],
     # duallinear.distributed
     "statistics": [

@@ -223,6 +223,17 @@ def test_sv_truncated_frobenius_known_values(s, k, t, expected) -> None:
     np.testing.assert_allclose(x, expected, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize(("s", "p", "t", "root"), [
+    (1.0, 1.1, 100.0, (1 / 110) ** 10),        # hypothesis 6.100: phi was left at 2
+    (5.82076609e-11, 1.1, 0.001, 1.7213715530935145e-73),  # 200 iterations were not enough
+])
+def test_schatten_power_root_far_below_s(s, p, t, root) -> None:
+    # For p < 2 the root of x + t p x^(p-1) = s can lie many decades below s.
+    x = prox.sv_prox_schatten_power(np.array([s]), p, t)
+    assert x[0] == pytest.approx(root, rel=1e-6)
+    assert abs(x[0] + t * p * x[0] ** (p - 1.0) - s) <= 1e-15 * s
+
+
 def test_truncated_frobenius_sq_value() -> None:
     s = np.array([1.0, 3.0, 2.0, 0.5])
     assert prox.truncated_frobenius_sq(s, 2) == pytest.approx(13.0)

@@ -81,3 +81,41 @@ def test_solve_dual_and_recover_run_small_problems_on_one_thread() -> None:
         rec = dl.recover(problem, dual)
         assert rec.certified
         assert _blas_threads() == {2}
+
+
+def test_blas_limit_false_keeps_the_callers_threads() -> None:
+    rng = np.random.default_rng(1)
+    problem = dl.DeepLinearProblem(rng.standard_normal((8, 16)), rng.standard_normal((8, 16)),
+                                   (3,), 0.3)
+    seen: dict[bool, list[set[int]]] = {True: [], False: []}
+    with threadpool_limits(limits=2, user_api="blas"):
+        for limit in (True, False):
+            dual = dl.solve_dual(
+                problem, blas_limit=limit, primal_refine=False,
+                callback=lambda it, gap, limit=limit: seen[limit].append(_blas_threads()))
+            assert dual.converged
+        assert _blas_threads() == {2}
+    assert seen[True] and all(t == {1} for t in seen[True])
+    assert seen[False] and all(t == {2} for t in seen[False])
+
+
+def test_primal_limit_argument_and_environment_variable(monkeypatch) -> None:
+    rng = np.random.default_rng(2)
+    problem = dl.DeepLinearProblem(rng.standard_normal((4, 8)), rng.standard_normal((3, 8)),
+                                   (2,), 0.1)
+    inside: list[set[int]] = []
+    import duallinear.primal as primal_module
+
+    real = primal_module._lbfgs
+
+    def spy(*args, **kwargs):
+        inside.append(_blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(primal_module, "_lbfgs", spy)
+    with threadpool_limits(limits=2, user_api="blas"):
+        dl.solve_primal(problem, restarts=1, seed=0)
+        dl.solve_primal(problem, restarts=1, seed=0, blas_limit=False)
+        monkeypatch.setenv("DUALLINEAR_BLAS_LIMIT", "0")
+        dl.solve_primal(problem, restarts=1, seed=0)
+    assert inside == [{1}, {2}, {2}]

@@ -8,13 +8,15 @@ the certificate with :func:`duality_gap`. Networks of several branches and plain
 (:mod:`duallinear.branches`).
 """
 
+import importlib.util
+
 from . import branches, distributed, prox
 from .branches import solve
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import DRSettings, SDPSettings, solve_dual
-from .primal import gradient, objective, solve_primal
+from .primal import end_to_end, gradient, objective, solve_primal
 from .problem import DeepLinearProblem
-from .recovery import balanced_factors, recover, recover_weights
+from .recovery import Recovery, balanced_factors, recover, recover_weights
 from .results import (
     ConditioningWarning,
     ConvergenceWarning,
@@ -27,6 +29,17 @@ from .verify import VerifiedCertificate, verify
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # The estimator needs scikit-learn, an optional dependency: imported on first use, so
+    # that `import duallinear` works without it and the error names the extra to install.
+    if name == "DeepLinearRegressor":
+        from .estimator import DeepLinearRegressor
+
+        return DeepLinearRegressor
+    raise AttributeError(f"module 'duallinear' has no attribute {name!r}")
+
+
 __all__ = [
     "DeepLinearProblem",
     "objective",
@@ -38,6 +51,7 @@ __all__ = [
     "recover",
     "recover_weights",
     "balanced_factors",
+    "end_to_end",
     "duality_gap",
     "dual_value",
     "relative_gap",
@@ -49,6 +63,7 @@ __all__ = [
     "PrimalResult",
     "DualResult",
     "DualDiagnostics",
+    "Recovery",
     "ConvergenceWarning",
     "ConditioningWarning",
     "RecoveryWarning",
@@ -56,3 +71,9 @@ __all__ = [
     "VerifiedCertificate",
     "__version__",
 ]
+if importlib.util.find_spec("sklearn") is not None:
+    __all__.append("DeepLinearRegressor")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"DeepLinearRegressor"})

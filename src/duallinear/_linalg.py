@@ -6,12 +6,40 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-__all__ = ["frobenius", "svd", "svdvals", "SVDFailure", "LeadingSVD", "gram_spectral_change",
-           "svd_of_product", "top_triplets"]
+__all__ = ["frobenius", "svd", "svdvals", "svd_driver", "SVDFailure", "LeadingSVD",
+           "gram_spectral_change", "svd_of_product", "top_triplets"]
 
 
 class SVDFailure(np.linalg.LinAlgError):
     """Raised only when every SVD driver failed on a finite matrix."""
+
+
+def svd_driver(Z: np.ndarray, driver: str, compute_uv: bool = True):
+    """One call of LAPACK's SVD driver ``driver`` (``"gesdd"`` or ``"gesvd"``) on ``Z``.
+
+    The only place the library calls an SVD driver, so that tests can make a driver fail by
+    patching this function. Raises ``numpy.linalg.LinAlgError`` when the driver fails, also
+    where scipy rejects NaN entries with a ``ValueError`` (gesdd does); the numerics are
+    scipy's ``svd`` unchanged.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (m, n)
+    driver : {"gesdd", "gesvd"}
+    compute_uv : bool
+        False: the singular values only.
+
+    Returns
+    -------
+    (U, s, Vt) as :func:`svd`, or ``s`` alone when ``compute_uv`` is False.
+    """
+    try:
+        return scipy.linalg.svd(Z, full_matrices=False, compute_uv=compute_uv,
+                                lapack_driver=driver, check_finite=False)
+    except ValueError as exc:
+        if np.all(np.isfinite(Z)):
+            raise
+        raise np.linalg.LinAlgError(f"{driver}: input with NaN or Inf entries") from exc
 
 
 def svd(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -32,15 +60,13 @@ def svd(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Vt : ndarray, shape (p, n)
     """
     try:
-        return scipy.linalg.svd(Z, full_matrices=False, lapack_driver="gesdd",
-                                check_finite=False)
+        return svd_driver(Z, "gesdd")
     except np.linalg.LinAlgError:
         pass
     if not np.all(np.isfinite(Z)):
         raise SVDFailure("SVD of a matrix with NaN or Inf entries")
     try:
-        return scipy.linalg.svd(Z, full_matrices=False, lapack_driver="gesvd",
-                                check_finite=False)
+        return svd_driver(Z, "gesvd")
     except np.linalg.LinAlgError:
         pass
     return _svd_by_eigh(Z)
@@ -89,7 +115,7 @@ def frobenius(Z: np.ndarray) -> float:
 def svdvals(Z: np.ndarray) -> np.ndarray:
     """Singular values of ``Z`` (non-increasing) with the same driver fallback as :func:`svd`."""
     try:
-        return scipy.linalg.svdvals(Z, check_finite=False)
+        return svd_driver(Z, "gesdd", compute_uv=False)
     except np.linalg.LinAlgError:
         return svd(Z)[1]
 

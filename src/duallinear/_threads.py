@@ -29,7 +29,8 @@ import threading
 import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["one_blas_thread", "one_blas_thread_for", "SINGLE_THREAD_MAX_DIM", "LIMIT_ENV"]
+__all__ = ["one_blas_thread", "one_blas_thread_for", "limit_allowed", "SINGLE_THREAD_MAX_DIM",
+           "LIMIT_ENV"]
 
 #: ``solve_dual`` and ``recover`` run BLAS on one thread while ``min(dH, rank X)`` is below
 #: this (see the module docstring); larger problems keep the caller's setting.
@@ -75,11 +76,16 @@ def one_blas_thread(active: bool = True):
                 _LIMITER = None
 
 
+def limit_allowed() -> bool:
+    """False when ``DUALLINEAR_BLAS_LIMIT=0`` is set (read at each call)."""
+    return os.environ.get(LIMIT_ENV, "1").strip() != "0"
+
+
 def one_blas_thread_for(shape: tuple[int, ...], active: bool = True):
     """:func:`one_blas_thread` for work on reduced data of ``shape``: active while
-    ``min(shape) < SINGLE_THREAD_MAX_DIM``, unless ``DUALLINEAR_BLAS_LIMIT=0``."""
-    return one_blas_thread(active and min(shape) < SINGLE_THREAD_MAX_DIM
-                           and os.environ.get(LIMIT_ENV, "1").strip() != "0")
+    ``min(shape) < SINGLE_THREAD_MAX_DIM``, unless ``DUALLINEAR_BLAS_LIMIT=0`` or ``active``
+    is False (the solvers' ``blas_limit=False``)."""
+    return one_blas_thread(active and min(shape) < SINGLE_THREAD_MAX_DIM and limit_allowed())
 
 
 def _free_control() -> None:

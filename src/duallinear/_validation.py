@@ -18,6 +18,7 @@ __all__ = [
     "as_positive_int",
     "as_hidden",
     "check_same_samples",
+    "check_callback",
 ]
 
 
@@ -35,7 +36,9 @@ def as_matrix(value: object, name: str, *, allow_empty: bool = False) -> np.ndar
     """Return ``value`` as a new, C-contiguous, read-only float64 matrix.
 
     Accepts real or integer (and boolean) array-likes of exactly two dimensions with finite
-    entries. The caller's array is never modified: the result is always a copy.
+    entries: numpy arrays, nested lists, and any array with ``__array__`` or ``__dlpack__``
+    (PyTorch, JAX, CuPy, ... without importing them). The caller's array is never modified:
+    the result is always a copy.
 
     Raises
     ------
@@ -50,8 +53,9 @@ def as_matrix(value: object, name: str, *, allow_empty: bool = False) -> np.ndar
         # np.asarray would silently drop the mask and use the hidden values.
         raise TypeError(f"{name} is a masked array: fill or remove the masked entries first "
                         "(e.g. value.filled(0.0) or a complete-case selection)")
-    if hasattr(value, "__array_namespace__") or hasattr(value, "__array__"):
-        arr = np.asarray(value)
+    if (hasattr(value, "__array_namespace__") or hasattr(value, "__array__")
+            or hasattr(value, "__dlpack__")):
+        arr = _foreign_array(value, name)
     elif isinstance(value, (list, tuple)):
         try:
             arr = np.asarray(value)
@@ -75,6 +79,29 @@ def as_matrix(value: object, name: str, *, allow_empty: bool = False) -> np.ndar
         raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
     out.setflags(write=False)
     return out
+
+
+#: Errors an array library raises when it will not hand its data to numpy.
+_CONVERSION_ERRORS = (TypeError, ValueError, RuntimeError, BufferError)
+
+
+def _foreign_array(value: object, name: str) -> np.ndarray:
+    """``value`` as a numpy array through ``__array__``, else through DLPack."""
+    problem = None
+    if hasattr(value, "__array__") or hasattr(value, "__array_namespace__"):
+        try:
+            return np.asarray(value)
+        except _CONVERSION_ERRORS as exc:
+            problem = exc
+    if hasattr(value, "__dlpack__"):
+        try:
+            return np.from_dlpack(value)
+        except _CONVERSION_ERRORS as exc:
+            problem = exc
+    raise TypeError(
+        f"{name}: a {type(value).__name__} could not be read as a numpy array ({problem}); "
+        "give it in host memory and without autograd history (a PyTorch tensor: "
+        "t.detach().cpu(); CuPy: a.get(); JAX: jax.device_get(a))") from None
 
 
 def as_nonneg_scalar(value: object, name: str) -> float:
@@ -137,3 +164,9 @@ def check_same_samples(x_shape: tuple[int, ...], y_shape: tuple[int, ...],
         raise ValueError(
             f"{names} must have the same number of samples (columns): inputs have shape "
             f"{x_shape} (d0, n), targets {y_shape} (dH, n)")
+
+
+def check_callback(callback: object, name: str = "callback") -> None:
+    """``TypeError`` unless ``callback`` is None or callable."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{name} must be callable or None, got {type(callback).__name__}")

@@ -86,7 +86,10 @@ def add_parser(sub, common: Callable[[argparse.ArgumentParser], None],
     """Register the ``branches`` subcommand (the argument types come from :mod:`cli`)."""
     p = sub.add_parser("branches", help="duality gap and hitting rate of local search against "
                                         "the number of branches, both penalties",
-                       description="Without --x-kind: X = I and Gaussian X, both swept.")
+                       description="The relative duality gap of the output-coupled dual and the "
+                                   "hitting rate of one L-BFGS run against the number of "
+                                   "branches B, for both penalties and depths 2-4. Without "
+                                   "--x-kind: X = I and Gaussian X, both swept.")
     common(p)
     p.set_defaults(x_kind=",".join(X_KINDS))
     p.add_argument("--d", type=positive_int, default=10, help="d0 = dH (default 10)")

@@ -49,7 +49,7 @@ def check_dual(problem: DeepLinearProblem, dual: object, name: str = "dual") -> 
 
 
 def dual_value(problem: DeepLinearProblem, Lambda: np.ndarray) -> float:
-    """Dual objective (5) at ``Lambda`` after scaling it into the feasible set.
+    """Dual objective [(4)][eq-dual] at ``Lambda`` after scaling it into the feasible set.
 
     Parameters
     ----------
@@ -163,7 +163,7 @@ class ClosedForm(tuple):
 
 
 def closed_form(problem: DeepLinearProblem) -> ClosedForm:
-    r"""Exact optimum for whitened X (``docs/math.md``, closed forms).
+    r"""Exact optimum for whitened X (the closed form [(6)][eq-closed-form]).
 
     With the non-zero singular values of X all equal to ``c`` and ``t = rho / c``, the optimum
     soft-thresholds the ``k`` largest singular values ``sigma_j`` of ``A`` by ``t``:

@@ -29,10 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import branch_sweep
+from . import __version__, branch_sweep
 from . import experiments as ex
+from ._optional import require
 
-__all__ = ["main", "main_job", "build_parser"]
+__all__ = ["main", "main_job", "build_parser", "EXIT_INTERRUPTED"]
+
+#: Exit code after Ctrl-C (128 + SIGINT, the shell's convention); finished rows are kept.
+EXIT_INTERRUPTED = 130
 
 #: Threshold of the check on the paper's setting (relative gaps).
 CHECK_TOL = 1e-8
@@ -127,11 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="duallinear",
         description="Regularised deep linear networks solved to certified global optimality. "
-                    "Without a command: solve one instance of the paper's setting both ways.")
+                    "Without a command: solve one instance of the paper's setting both ways "
+                    "(the main job).",
+        epilog="Each benchmark command writes a CSV (one row per finished point, kept when "
+               "interrupted), a PNG and run.json into its output folder. Details: "
+               "duallinear COMMAND --help.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{gap,speed,hitting,branches,main}")
 
-    g = sub.add_parser("gap", help="primal vs dual vs recovered optimum over d (Figure 6, "
-                                   "Table 3)")
+    g = sub.add_parser(
+        "gap", help="primal vs dual vs recovered optimum over d (Figure 6, Table 3)",
+        description="For each d: the best of several L-BFGS restarts on the primal, the dual "
+                    "by Douglas-Rachford and the weights recovered from it; their values, "
+                    "relative gaps and the distance between the primal and recovered "
+                    "end-to-end maps (the paper's Table 3). Exits 1 when a point misses "
+                    "--tol.")
     _common(g)
     g.add_argument("--sizes", type=_positive_ints,
                    default=[5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 75, 100, 150, 200],
@@ -150,7 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tol", type=_positive_float, default=CHECK_TOL,
                    help="threshold of the gap check (default 1e-8)")
 
-    s = sub.add_parser("speed", help="time and accuracy: DR vs CVXPY/SCS vs primal restarts")
+    s = sub.add_parser(
+        "speed", help="time and accuracy: DR vs CVXPY/SCS vs primal restarts",
+        description="For each d, one instance solved by Douglas-Rachford, by CVXPY/SCS (with a "
+                    "time budget; larger sizes are skipped once one goes over it) and by "
+                    "primal restarts, after one untimed warm-up of each. Needs the cvxpy "
+                    "extra.")
     _common(s)
     s.add_argument("--sizes", type=_positive_ints, default=[10, 20, 50, 100, 200],
                    help="comma-separated d (default 10,20,50,100,200)")
@@ -164,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CVXPY time budget per instance in seconds (default 60)")
     s.add_argument("--seed", type=_nonneg_int, default=0, help="data seed (default 0)")
 
-    h = sub.add_parser("hitting", help="how often GD / L-BFGS from random starts reach the "
-                                       "certified optimum")
+    h = sub.add_parser(
+        "hitting", help="how often GD / L-BFGS from random starts reach the certified optimum",
+        description="For each (method, depth, gamma, width): how many single local searches "
+                    "from random starts end within --rtol of the optimum certified through "
+                    "the dual.")
     _common(h)
     h.add_argument("--d", type=_positive_int, default=10, help="d0 = dH = n (default 10)")
     h.add_argument("--widths", type=_positive_ints, default=[1, 2, 3, 4, 6, 8, 10],
@@ -187,12 +209,23 @@ def build_parser() -> argparse.ArgumentParser:
     branch_sweep.add_parser(sub, _common, _depths, _positive_int, _positive_float,
                             _nonneg_float)
 
-    m = sub.add_parser("main", help="the main job (also what runs without a command)")
-    m.add_argument("--d", type=_positive_int, default=MAIN_DEFAULTS["d"])
-    m.add_argument("--width", type=_positive_int, default=MAIN_DEFAULTS["width"])
-    m.add_argument("--gamma", type=_nonneg_float, default=MAIN_DEFAULTS["gamma"])
-    m.add_argument("--restarts", type=_positive_int, default=MAIN_DEFAULTS["restarts"])
-    m.add_argument("--seed", type=_nonneg_int, default=MAIN_DEFAULTS["seed"])
+    m = sub.add_parser(
+        "main", help="the main job (also what runs without a command)",
+        description="One instance of the paper's setting (H = 3, X = I, Gaussian Y) solved "
+                    "both ways: the best of L-BFGS restarts on the primal, and the dual by "
+                    "Douglas-Rachford with the weights recovered from it. Prints both optima, "
+                    "the certified gap and the times; exits 1 if a gap exceeds 1e-8. Writes "
+                    "no files.")
+    m.add_argument("--d", type=_positive_int, default=MAIN_DEFAULTS["d"],
+                   help=f"d0 = dH = n, X = I (default {MAIN_DEFAULTS['d']})")
+    m.add_argument("--width", type=_positive_int, default=MAIN_DEFAULTS["width"],
+                   help=f"both hidden widths (default {MAIN_DEFAULTS['width']})")
+    m.add_argument("--gamma", type=_nonneg_float, default=MAIN_DEFAULTS["gamma"],
+                   help=f"gamma (default {MAIN_DEFAULTS['gamma']:g})")
+    m.add_argument("--restarts", type=_positive_int, default=MAIN_DEFAULTS["restarts"],
+                   help=f"primal L-BFGS restarts (default {MAIN_DEFAULTS['restarts']})")
+    m.add_argument("--seed", type=_nonneg_int, default=MAIN_DEFAULTS["seed"],
+                   help=f"seed of Y and of the restarts (default {MAIN_DEFAULTS['seed']})")
     return parser
 
 
@@ -215,13 +248,50 @@ def _check_jobs(parser: argparse.ArgumentParser, jobs: int) -> None:
 
 
 # ------------------------------------------------------------------------------ output
-def _write_csv(path: Path, rows: Sequence[dict]) -> None:
-    columns = list(rows[0]) if rows else []
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _plain(v) for k, v in row.items()})
+class _Rows:
+    """The rows of a command's CSV, each written and flushed as its point finishes, so that
+    an interrupted run keeps every finished point."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict] = []
+        self._fh = None
+        self._writer: csv.DictWriter | None = None
+
+    def add(self, row: dict) -> None:
+        if self._writer is None:
+            self._fh = self.path.open("w", newline="")
+            self._writer = csv.DictWriter(self._fh, fieldnames=list(row))
+            self._writer.writeheader()
+        self._writer.writerow({k: _plain(v) for k, v in row.items()})
+        self._fh.flush()
+        self.rows.append(row)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> _Rows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _interrupted(rows: _Rows, plot, png: Path) -> int:
+    """After Ctrl-C: keep the finished rows (and plot them), say where, exit 130."""
+    rows.close()
+    kept = len(rows.rows)
+    if kept:
+        try:
+            plot(rows.rows, png)
+        except Exception:  # noqa: BLE001 - a partial plot is a courtesy, the CSV is the result
+            pass
+    where = f"{rows.path}" + (f" and {png}" if png.exists() else "")
+    print(f"interrupted: kept {kept} finished point(s) in {where}" if kept else
+          "interrupted before the first point finished", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _plain(v: object) -> object:
@@ -234,19 +304,39 @@ def _plain(v: object) -> object:
     return v
 
 
-def _progress(total: int, desc: str, disable: bool):
-    from tqdm import tqdm
+class _Progress:
+    """A progress bar over points whose cost grows with ``d``: it advances by each point's
+    estimated work (``d^3``), so the remaining time is not extrapolated from the small sizes,
+    and shows the count of finished points."""
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=disable, leave=True)
+    def __init__(self, work: Sequence[float], desc: str, disable: bool) -> None:
+        tqdm = require("tqdm", "the duallinear command").tqdm
+        self.work = list(work)
+        self.desc = desc
+        self.done = 0
+        self.bar = tqdm(total=float(sum(self.work)), desc=self._label(), file=sys.stderr,
+                        disable=disable, leave=True,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    def _label(self) -> str:
+        return f"{self.desc} {self.done}/{len(self.work)} points"
+
+    def update(self, *_: object) -> None:
+        self.done += 1
+        self.bar.set_description_str(self._label(), refresh=False)
+        self.bar.update(self.work[self.done - 1])
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
 
 
 def _pyplot():
-    import matplotlib
-
+    matplotlib = require("matplotlib", "the duallinear command's plots")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", "the duallinear command's plots")
 
 
 def _log_floor(values: Sequence[float], floor: float = 1e-17) -> list[float]:
@@ -254,24 +344,34 @@ def _log_floor(values: Sequence[float], floor: float = 1e-17) -> list[float]:
 
 
 def plot_gap(rows: Sequence[dict], path: Path) -> None:
-    """Figure-6-like plot: both optima against d, and the relative gaps on a log axis."""
+    """Figure-6-like plot in three panels: the primal, dual and recovered optima against d;
+    their relative gaps; and the paper's Table-3 quantity, the relative distance between the
+    end-to-end maps of the primal and the recovered weights."""
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.5))
     groups = sorted({(r["depth"], r["gamma"], r["seed"]) for r in rows})
     for depth, gamma, seed in groups:
         sel = sorted((r for r in rows if (r["depth"], r["gamma"], r["seed"]) ==
                       (depth, gamma, seed)), key=lambda r: r["d"])
         d = [r["d"] for r in sel]
         tag = f"H={depth}, gamma={gamma:g}" + (f", seed {seed}" if len(groups) > 1 else "")
-        ax1.plot(d, [r["primal_value"] for r in sel], "o-", label=f"primal ({tag})")
-        ax1.plot(d, [r["dual_value"] for r in sel], "x--", label=f"dual ({tag})")
-        ax2.semilogy(d, _log_floor([r["relative_gap"] for r in sel]), "o-",
+        line, = ax1.plot(d, [r["primal_value"] for r in sel], "o-", label=f"primal ({tag})")
+        colour = line.get_color()
+        ax1.plot(d, [r["dual_value"] for r in sel], "x--", color=colour, ms=9,
+                 label=f"dual ({tag})")
+        ax1.plot(d, [r["recovered_value"] for r in sel], "+:", color=colour, ms=11,
+                 label=f"recovered from the dual ({tag})")
+        ax2.semilogy(d, _log_floor([r["relative_gap"] for r in sel]), "o-", color=colour,
                      label=f"|primal - dual| / primal ({tag})")
-        ax2.semilogy(d, _log_floor([r["recovered_gap"] for r in sel]), "x--",
+        ax2.semilogy(d, _log_floor([r["recovered_gap"] for r in sel]), "x--", color=colour,
                      label=f"|recovered - dual| / recovered ({tag})")
-    _label(ax1, "d", "optimal value", "Primal and dual optima", fontsize=7)
+        ax3.semilogy(d, _log_floor([r["product_distance"] for r in sel]), "s-", color=colour,
+                     label=tag)
+    _label(ax1, "d", "optimal value", "Primal, dual and recovered optima", fontsize=8)
     ax2.axhline(CHECK_TOL, color="grey", lw=0.8, ls=":")
-    _label(ax2, "d", "relative gap (floored at 1e-17)", "Relative gaps", fontsize=7)
+    _label(ax2, "d", "relative gap (floored at 1e-17)", "Relative gaps", fontsize=8)
+    _label(ax3, "d", "||M_primal - M_rec||_F / ||M_rec||_F",
+           "Distance of the end-to-end maps (Table 3)", fontsize=8)
     _save(plt, fig, path)
 
 
@@ -295,20 +395,34 @@ def plot_speed(rows: Sequence[dict], path: Path) -> None:
     _save(plt, fig, path)
 
 
+#: Colours (one per gamma) and line styles with markers (one per method) of plot_hitting:
+#: every series in a panel has its own (colour, marker) pair.
+_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+            "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+_METHOD_STYLES = {"gd": ("x", "--"), "lbfgs": ("o", "-")}
+
+
 def plot_hitting(rows: Sequence[dict], path: Path) -> None:
-    """Hitting rate against width, one line per (method, depth, gamma)."""
+    """Hitting rate against width, one panel per depth, one line per (method, gamma)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups = sorted({(r["method"], r["depth"], r["gamma"]) for r in rows})
-    for method, depth, gamma in groups:
-        sel = sorted((r for r in rows if (r["method"], r["depth"], r["gamma"]) ==
-                      (method, depth, gamma)), key=lambda r: r["width"])
-        ax.plot([r["width"] for r in sel], [r["hit_rate"] for r in sel],
-                "o-" if method == "lbfgs" else "x--",
-                label=f"{method}, H={depth}, gamma={gamma:g}")
-    ax.set_ylim(-0.05, 1.05)
-    _label(ax, "hidden width", "hitting rate",
-           "Single runs from random starts reaching the certified optimum", fontsize=7, ncol=2)
+    depths = sorted({r["depth"] for r in rows})
+    gammas = sorted({r["gamma"] for r in rows})
+    fig, axes = plt.subplots(1, len(depths), figsize=(4.5 * len(depths) + 1, 4.5),
+                             sharey=True, squeeze=False)
+    for ax, depth in zip(axes[0], depths, strict=True):
+        for method in sorted({r["method"] for r in rows}):
+            marker, style = _METHOD_STYLES.get(method, ("s", ":"))
+            for i, gamma in enumerate(gammas):
+                sel = sorted((r for r in rows if (r["method"], r["depth"], r["gamma"]) ==
+                              (method, depth, gamma)), key=lambda r: r["width"])
+                if sel:
+                    ax.plot([r["width"] for r in sel], [r["hit_rate"] for r in sel],
+                            marker=marker, ls=style, color=_COLOURS[i % len(_COLOURS)],
+                            ms=7, label=f"{method}, gamma={gamma:g}")
+        ax.set_ylim(-0.05, 1.05)
+        _label(ax, "hidden width", "hitting rate" if ax is axes[0][0] else "", f"H = {depth}",
+               fontsize=9)
+    fig.suptitle("Single runs from random starts reaching the certified optimum")
     _save(plt, fig, path)
 
 
@@ -325,7 +439,35 @@ def _save(plt, fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _write_csv(path: Path, rows: Sequence[dict]) -> None:
+    """All of ``rows`` into ``path`` (for sweeps that hand their rows over at the end)."""
+    with _Rows(path) as out:
+        for row in rows:
+            out.add(row)
+
+
+def _progress(count: int, command: str, disable: bool) -> _Progress:
+    """A progress bar over ``count`` points of equal work."""
+    return _Progress([1.0] * count, command, disable)
+
+
 # ---------------------------------------------------------------------------- commands
+def _swept(command: str, point, points: Sequence[dict], work: Sequence[float],
+           args: argparse.Namespace, out: Path, plot) -> list[dict] | None:
+    """Evaluate ``point(**p)`` over ``points`` (in parallel with ``--jobs``), writing each row
+    to ``<command>.csv`` as it finishes, then plot them; None after Ctrl-C (rows kept)."""
+    with _Rows(out / f"{command}.csv") as kept, \
+            _Progress(work, command, args.no_progress) as bar:
+        try:
+            ex.sweep(point, points, n_jobs=args.jobs,
+                     callback=lambda row: (kept.add(row), bar.update()))
+        except KeyboardInterrupt:
+            _interrupted(kept, plot, out / f"{command}.png")
+            return None
+    plot(kept.rows, out / f"{command}.png")
+    return kept.rows
+
+
 def _run_gap(args: argparse.Namespace, out: Path) -> int:
     if args.quick:
         args.sizes, args.restarts, args.seeds = [5, 10, 20], 2, 1
@@ -333,11 +475,10 @@ def _run_gap(args: argparse.Namespace, out: Path) -> int:
                    x_kind=args.x_kind, seed=s, restarts=args.restarts)
               for H, g, s, d in itertools.product(args.depth, args.gamma, range(args.seeds),
                                                   args.sizes)]
-    with _progress(len(points), "gap", args.no_progress) as bar:
-        rows = ex.sweep(ex.gap_point, points, n_jobs=args.jobs,
-                        callback=lambda _: bar.update())
-    _write_csv(out / "gap.csv", rows)
-    plot_gap(rows, out / "gap.png")
+    rows = _swept("gap", ex.gap_point, points, [p["d"] ** 3 for p in points], args, out,
+                  plot_gap)
+    if rows is None:
+        return EXIT_INTERRUPTED
     print(f"{'d':>4} {'H':>2} {'k':>4} {'gamma':>6} {'primal':>16} {'dual':>16} "
           f"{'recovered':>16} {'rel.gap':>9} {'rec.gap':>9} {'dist(M)':>9}")
     for r in rows:
@@ -370,21 +511,26 @@ def _run_gap(args: argparse.Namespace, out: Path) -> int:
 def _run_speed(args: argparse.Namespace, out: Path) -> int:
     if args.quick:
         args.sizes, args.restarts, args.budget = [10, 20], 1, 10.0
-    rows: list[dict] = []
     skip = False
-    with _progress(len(args.sizes) * len(args.depth), "speed", args.no_progress) as bar:
-        for H, d in itertools.product(args.depth, sorted(args.sizes)):
-            rows.append(ex.speed_point(d, depth=H, width_frac=args.width_frac,
-                                       gamma=args.gamma, x_kind=args.x_kind, seed=args.seed,
-                                       restarts=args.restarts, cvxpy_budget=args.budget,
-                                       run_cvxpy=not skip))
-            if rows[-1]["cvxpy_over_budget"]:
-                skip = True
-            bar.update()
-    for r in rows:
-        if r["cvxpy_status"] == "skipped":
-            r["cvxpy_status"] = "skipped (a smaller size went over budget)"
-    _write_csv(out / "speed.csv", rows)
+    sizes = list(itertools.product(args.depth, sorted(args.sizes)))
+    with _Rows(out / "speed.csv") as kept, \
+            _Progress([d ** 3 for _, d in sizes], "speed", args.no_progress) as bar:
+        try:
+            # Imports, CVXPY's first compilation and BLAS start-up, outside every timing.
+            ex.warm_up(x_kind=args.x_kind)
+            for H, d in sizes:
+                row = ex.speed_point(d, depth=H, width_frac=args.width_frac, gamma=args.gamma,
+                                     x_kind=args.x_kind, seed=args.seed,
+                                     restarts=args.restarts, cvxpy_budget=args.budget,
+                                     run_cvxpy=not skip)
+                if row["cvxpy_status"] == "skipped":
+                    row["cvxpy_status"] = "skipped (a smaller size went over budget)"
+                skip = skip or bool(row["cvxpy_over_budget"])
+                kept.add(row)
+                bar.update()
+        except KeyboardInterrupt:
+            return _interrupted(kept, plot_speed, out / "speed.png")
+    rows = kept.rows
     plot_speed(rows, out / "speed.png")
     print(f"{'d':>4} {'H':>2} {'k':>3} {'DR s':>8} {'DR err':>8} {'CVXPY s':>9} "
           f"{'CVXPY err':>9} {'CVXPY/DR':>9} {'primal s':>9} {'primal err':>10} "
@@ -421,11 +567,10 @@ def _run_hitting(args: argparse.Namespace, out: Path) -> int:
                    data_seed=args.data_seed, seeds=range(args.seeds), rtol=args.rtol,
                    max_iter=args.max_iter)
               for m, H, g, w in itertools.product(methods, args.depth, args.gamma, widths)]
-    with _progress(len(points), "hitting", args.no_progress) as bar:
-        rows = ex.sweep(ex.hitting_point, points, n_jobs=args.jobs,
-                        callback=lambda _: bar.update())
-    _write_csv(out / "hitting.csv", rows)
-    plot_hitting(rows, out / "hitting.png")
+    rows = _swept("hitting", ex.hitting_point, points, [1.0] * len(points), args, out,
+                  plot_hitting)
+    if rows is None:
+        return EXIT_INTERRUPTED
     print(f"{'method':>6} {'H':>2} {'gamma':>6} {'width':>5} {'hits':>9} {'worst rel.gap':>13}")
     for r in rows:
         print(f"{r['method']:>6} {r['depth']:>2} {r['gamma']:>6g} {r['width']:>5} "
@@ -472,32 +617,59 @@ def main_job(d: int = 20, width: int = 10, gamma: float = 0.1, restarts: int = 1
     return 0 if ok else 1
 
 
+#: The extras each benchmark command needs: (module, what it is for).
+_NEEDS = {
+    "gap": [("tqdm", "duallinear gap"), ("matplotlib", "duallinear gap")],
+    "hitting": [("tqdm", "duallinear hitting"), ("matplotlib", "duallinear hitting")],
+    "speed": [("tqdm", "duallinear speed"), ("matplotlib", "duallinear speed"),
+              ("cvxpy", "duallinear speed (the CVXPY/SCS timings)")],
+    "branches": [("tqdm", "duallinear branches"), ("matplotlib", "duallinear branches"),
+                 ("joblib", "duallinear branches")],
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``duallinear`` command; returns the exit code."""
+    """Entry point of the ``duallinear`` command; returns the exit code.
+
+    0 on success, 1 when a check fails or an optional dependency is missing (the message
+    names the ``pip install`` to run), 2 on bad options, 130 after Ctrl-C (a benchmark
+    command keeps the rows of every finished point in its CSV).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in (None, "main"):
-        if args.command is None:
-            return main_job(**MAIN_DEFAULTS_FOR_JOB)
-        return main_job(d=args.d, width=args.width, gamma=args.gamma,
-                        restarts=args.restarts, seed=args.seed)
+        try:
+            if args.command is None:
+                return main_job(**MAIN_DEFAULTS_FOR_JOB)
+            return main_job(d=args.d, width=args.width, gamma=args.gamma,
+                            restarts=args.restarts, seed=args.seed)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     _check_jobs(parser, args.jobs)
     if args.command == "hitting":
         args.methods = _methods(parser, args.methods)
+    try:
+        for module, feature in _NEEDS[args.command]:
+            require(module, feature)
+    except ImportError as exc:
+        print(f"duallinear: error: {exc}", file=sys.stderr)
+        return 1
     out = _prepare_out(parser, args.out, args.command)
     started = time.perf_counter()
     print(f"output folder: {out}")
-    if args.command == "gap":
-        code = _run_gap(args, out)
-    elif args.command == "speed":
-        code = _run_speed(args, out)
-    elif args.command == "branches":
-        code = branch_sweep.run(args, out, write_csv=_write_csv, progress=_progress)
-    else:
-        code = _run_hitting(args, out)
+    run = {"gap": _run_gap, "speed": _run_speed, "hitting": _run_hitting,
+           "branches": lambda a, o: branch_sweep.run(a, o, write_csv=_write_csv,
+                                                     progress=_progress)}[args.command]
+    try:
+        code = run(args, out)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     meta = {"command": ["duallinear", *(sys.argv[1:] if argv is None else argv)],
             "seconds": time.perf_counter() - started, "exit_code": code,
-            "cpus": os.cpu_count()}
+            "interrupted": code == EXIT_INTERRUPTED, "cpus": os.cpu_count(),
+            "version": __version__}
     (out / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
     return code
 

@@ -4,7 +4,8 @@ The dual problem, its optimum and the recovered weights depend on the samples on
 
     XXt = X X^T  (d0, d0),    YXt = Y X^T  (dH, d0),    YY = ||Y||_F^2
 
-(MATH.md section 4). Each is a sum over samples, so it can be accumulated chunk by chunk:
+(the reduction [(3)][eq-reduction] of the math page). Each is a sum over samples, so it can be
+accumulated chunk by chunk:
 
 * :func:`statistics` computes them from numpy arrays, or from Dask arrays on whatever
   scheduler or cluster is active (one ``dask.compute`` of the three, so every chunk of the

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ._optional import require
 from .certificates import closed_form, relative_gap
 from .dual import solve_dual
-from .primal import solve_primal
+from .primal import end_to_end, solve_primal
 from .problem import DeepLinearProblem
 from .recovery import recover
 from .results import ConvergenceWarning, RecoveryWarning
@@ -31,6 +32,7 @@ __all__ = [
     "product",
     "gap_point",
     "speed_point",
+    "warm_up",
     "hitting_point",
     "sweep",
 ]
@@ -94,11 +96,8 @@ def make_problem(d: int, *, depth: int = 3, width: int | None = None,
 
 
 def product(weights: Sequence[np.ndarray]) -> np.ndarray:
-    """End-to-end matrix ``W_H .. W_1`` (shape ``(dH, d0)``)."""
-    M = weights[0]
-    for W in weights[1:]:
-        M = W @ M
-    return M
+    """End-to-end matrix ``W_H .. W_1`` (shape ``(dH, d0)``): :func:`duallinear.end_to_end`."""
+    return end_to_end(weights)
 
 
 def _quiet(func: Callable, *args, **kwargs):
@@ -209,6 +208,20 @@ def speed_point(d: int, *, depth: int = 3, width: int | None = None, width_frac:
     return row
 
 
+def warm_up(*, x_kind: str = "identity", cvxpy: bool = True) -> None:
+    """Solve one tiny instance with each solver of :func:`speed_point`, untimed.
+
+    The first CVXPY solve of a process pays for ``import cvxpy`` and its first problem
+    compilation: 0.64 s at d = 10 against 0.14 s warm, which inflated the first ratio of the
+    ``speed`` sweep. Run this once before timing.
+    """
+    problem = make_problem(4, depth=3, width=1, gamma=1.0, x_kind=x_kind)
+    _quiet(solve_dual, problem, tol=1e-10)
+    if cvxpy:
+        _quiet(solve_dual, problem, method="cvxpy", tol=1e-6)
+    _quiet(solve_primal, problem, restarts=1, seed=0, tol=1e-8)
+
+
 # ---------------------------------------------------------------------------- hitting
 def hitting_point(width: int, *, depth: int = 3, gamma: float = 0.5, method: str = "gd",
                   d: int = 10, x_kind: str = "identity", data_seed: int = 0,
@@ -263,10 +276,9 @@ def sweep(func: Callable[..., dict], points: Sequence[dict], *, n_jobs: int | No
             if callback is not None:
                 callback(rows[-1])
         return rows
-    from joblib import Parallel, delayed
-
-    for row in Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(func)(**p) for p in points):
+    joblib = require("joblib", "parallel points (n_jobs)")
+    for row in joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+            joblib.delayed(func)(**p) for p in points):
         rows.append(row)
         if callback is not None:
             callback(row)

@@ -1,4 +1,5 @@
-r"""The primal problem (4): objective, exact gradients and multi-restart local search.
+r"""The primal problem [(1)][eq-primal]: objective, exact gradients and multi-restart local
+search.
 
 ``P(W_1..W_H) = 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H``; with several
 branches or weight decay (``DeepLinearProblem(branches=, penalty=)``) the network is
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,13 +23,14 @@ import scipy.optimize
 
 from . import _network as network
 from ._linalg import svd
+from ._optional import require
 from ._reduced import Reduced
-from ._threads import one_blas_thread
-from ._validation import as_nonneg_scalar, as_positive_int
+from ._threads import limit_allowed, one_blas_thread
+from ._validation import as_matrix, as_nonneg_scalar, as_positive_int, check_callback
 from .problem import DeepLinearProblem, check_problem
 from .results import ConvergenceWarning, PrimalResult
 
-__all__ = ["objective", "gradient", "solve_primal", "PRIMAL_METHODS"]
+__all__ = ["objective", "gradient", "end_to_end", "solve_primal", "PRIMAL_METHODS"]
 
 PRIMAL_METHODS = ("lbfgs", "gd")
 
@@ -81,7 +84,7 @@ def _evaluate(problem: DeepLinearProblem, weights: list, const: float) -> tuple[
 
 
 def objective(problem: DeepLinearProblem, weights: list) -> float:
-    """Objective (4) at ``weights``.
+    """Objective [(1)][eq-primal] at ``weights``.
 
     Parameters
     ----------
@@ -129,7 +132,8 @@ def _check_finite(value: object, weights: list[np.ndarray]) -> None:
 
 
 def gradient(problem: DeepLinearProblem, weights: list) -> list:
-    """Exact gradient of objective (4): one array per layer (per branch), shaped as ``weights``.
+    """Exact gradient of objective [(1)][eq-primal]: one array per layer (per branch), shaped
+    as ``weights``.
 
     Examples
     --------
@@ -148,6 +152,41 @@ def gradient(problem: DeepLinearProblem, weights: list) -> list:
     _check_finite([value, *(float(np.max(np.abs(g), initial=0.0)) for g in flat)],
                   _layers(problem, weights))
     return grads
+
+
+def end_to_end(weights: Sequence[object]) -> np.ndarray:
+    """The end-to-end map ``M = W_H .. W_1`` of a deep linear network.
+
+    Parameters
+    ----------
+    weights : sequence of array_like
+        ``[W_1, .., W_H]``, ``W_i`` of shape ``(d_i, d_{i-1})`` (numpy arrays, or any array
+        with ``__array__`` or ``__dlpack__``).
+
+    Returns
+    -------
+    ndarray, shape (d_H, d_0)
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> dl.end_to_end([np.ones((2, 3)), np.eye(2), np.ones((1, 2))])
+    array([[2., 2., 2.]])
+    """
+    if isinstance(weights, (str, bytes, np.ndarray)) or not isinstance(weights, Sequence):
+        raise TypeError(f"weights must be a list of matrices [W_1, .., W_H], got "
+                        f"{type(weights).__name__}")
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one matrix")
+    M = previous = None
+    for i, W in enumerate(weights):
+        W = as_matrix(W, f"weights[{i}] (W_{i + 1})", allow_empty=True)
+        if previous is not None and W.shape[1] != previous[0]:
+            raise ValueError(
+                f"weights[{i}] (W_{i + 1}) must have {previous[0]} columns to follow W_{i} "
+                f"of shape {previous}, got shape {W.shape}")
+        M, previous = (W if M is None else W @ M), W.shape
+    return M
 
 
 # ------------------------------------------------------------------ normalised problem
@@ -285,14 +324,15 @@ def _gd(sc: _Scaled, theta0: np.ndarray, max_iter: int, tol: float, lr: float | 
 
 
 def _run_restart(sc: _Scaled, theta0: np.ndarray, method: str, max_iter: int, tol: float,
-                 lr: float | None) -> _Run:
+                 lr: float | None, limit: bool = True) -> _Run:
     """One local search from ``theta0`` (a top-level function so joblib can ship it).
 
-    BLAS runs on one thread inside a restart: the products here are small, threads only add
-    overhead (and oversubscribe the cores when restarts run in parallel), and a fixed
-    summation order makes every restart's result independent of ``n_jobs``.
+    BLAS runs on one thread inside a restart (unless ``limit`` is False): the products here
+    are small, threads only add overhead (and oversubscribe the cores when restarts run in
+    parallel), and a fixed summation order makes every restart's result independent of
+    ``n_jobs``.
     """
-    with one_blas_thread():
+    with one_blas_thread(limit):
         run = (_lbfgs(sc, theta0, max_iter, tol) if method == "lbfgs"
                else _gd(sc, theta0, max_iter, tol, lr))
     if not np.isfinite(run.value) and run.converged:
@@ -329,8 +369,10 @@ def solve_primal(
     init_scale: float = 1.0,
     lr: float | None = None,
     n_jobs: int | None = None,
+    callback: Callable[[int, float, bool], object] | None = None,
+    blas_limit: bool = True,
 ) -> PrimalResult:
-    """Minimise objective (4) by local search from several random starts; keep the best.
+    """Minimise objective [(1)][eq-primal] by local search from random starts; keep the best.
 
     Parameters
     ----------
@@ -340,9 +382,11 @@ def solve_primal(
     method : {"lbfgs", "gd"}
         ``"lbfgs"``: scipy's L-BFGS-B with exact gradients. ``"gd"``: plain gradient descent,
         with a fixed learning rate ``lr`` if given, else an Armijo backtracking step.
-    seed : int, optional
+    seed : int or numpy.random.Generator, optional
         Seed of the random starts; restart ``j`` draws from the ``j``-th child of
-        ``numpy.random.SeedSequence(seed)``, so results do not depend on ``n_jobs``.
+        ``numpy.random.SeedSequence(seed)``, so results do not depend on ``n_jobs``. A
+        ``Generator`` gives the seed: one integer drawn from it (so it advances), reported
+        as ``result.seed``, with which the same starts can be drawn again.
     max_iter : int, optional
         Iterations per restart (default 20000 for L-BFGS, 10000 for GD).
     tol : float
@@ -359,6 +403,14 @@ def solve_primal(
         Each restart uses one BLAS thread, so results do not depend on ``n_jobs`` (bit for bit
         with worker processes; to rounding when restarts share a process through threads);
         inside ``joblib.parallel_backend("dask")`` the restarts run on a Dask cluster.
+        Needs joblib (``pip install "duallinear[cli]"``).
+    callback : callable, optional
+        ``callback(restart, value, converged)`` for each restart in order, with its final
+        objective [(1)][eq-primal]: as each finishes, or, with ``n_jobs``, once all have.
+    blas_limit : bool
+        Each restart runs BLAS on one thread (default). ``False`` keeps the caller's
+        threads, as does ``DUALLINEAR_BLAS_LIMIT=0`` in the environment; results may then
+        depend on ``n_jobs`` to rounding.
 
     Returns
     -------
@@ -378,8 +430,18 @@ def solve_primal(
     restarts = as_positive_int(restarts, "restarts")
     if method not in PRIMAL_METHODS:
         raise ValueError(f"method must be one of {PRIMAL_METHODS}, got {method!r}")
-    if seed is not None:
+    if isinstance(seed, np.random.Generator):
+        # One draw from the caller's generator: reported, and enough to redraw the starts.
+        seed = int(seed.integers(2**63))
+    elif seed is not None:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got "
+                            f"{type(seed).__name__} ({seed!r})")
         seed = as_positive_int(seed, "seed", minimum=0)
+    check_callback(callback)
+    if not isinstance(blas_limit, (bool, np.bool_)):
+        raise TypeError(f"blas_limit must be a bool, got {type(blas_limit).__name__}")
+    limit = bool(blas_limit) and limit_allowed()
     max_iter = as_positive_int(
         max_iter if max_iter is not None else (20000 if method == "lbfgs" else 10000),
         "max_iter")
@@ -401,12 +463,18 @@ def solve_primal(
 
     t0 = time.perf_counter()
     if n_jobs is None or n_jobs == 1:
-        runs = [_run_restart(sc, x0, method, max_iter, tol, lr) for x0 in starts]
+        finished = (_run_restart(sc, x0, method, max_iter, tol, lr, limit) for x0 in starts)
     else:
-        from joblib import Parallel, delayed
-
-        runs = Parallel(n_jobs=n_jobs)(
-            delayed(_run_restart)(sc, x0, method, max_iter, tol, lr) for x0 in starts)
+        # A plain list: joblib 1.3's Dask backend rejects return_as="generator".
+        joblib = require("joblib", "solve_primal(n_jobs=...)")
+        finished = joblib.Parallel(n_jobs=n_jobs)(
+            joblib.delayed(_run_restart)(sc, x0, method, max_iter, tol, lr, limit)
+            for x0 in starts)
+    runs = []
+    for run in finished:
+        runs.append(run)
+        if callback is not None:
+            callback(len(runs) - 1, run.value * sc.a**2, run.converged)
     elapsed = time.perf_counter() - t0
 
     values = np.array([r.value for r in runs]) * sc.a**2

@@ -1,10 +1,11 @@
 r"""The regularised deep linear problem: data, shapes, validation and the reduction by SVD.
 
-Conventions (MATH.md section 1): ``X`` has shape ``(d0, n)`` and ``Y`` shape ``(dH, n)``,
-one column per sample; ``W_i`` has shape ``(d_i, d_{i-1})`` for ``i = 1..H``; the hidden
-widths are ``hidden = (d_1, .., d_{H-1})`` and ``k = min(hidden)``; ``rho = gamma * H``.
+Conventions ([section 1][sec-problem] of the math page): ``X`` has shape ``(d0, n)`` and
+``Y`` shape ``(dH, n)``, one column per sample; ``W_i`` has shape ``(d_i, d_{i-1})`` for
+``i = 1..H``; the hidden widths are ``hidden = (d_1, .., d_{H-1})`` and ``k = min(hidden)``;
+``rho = gamma * H``.
 
-All solvers work on the *reduced* data of MATH.md section 4: with the thin SVD
+All solvers work on the *reduced* data of [(3)][eq-reduction]: with the thin SVD
 ``X = U diag(s) V^T`` (rank ``r``), ``A = Y V`` of shape ``(dH, r)`` and the constant
 ``1/2 ||Y - A V^T||_F^2`` (the part of ``Y`` no linear map of ``X`` can reach). Their cost
 therefore does not depend on the number of samples ``n``.
@@ -363,7 +364,7 @@ class DeepLinearProblem:
         """Build the problem from sufficient statistics instead of the samples.
 
         The optimum, the dual and the weights depend on the data only through
-        ``X X^T``, ``Y X^T`` and ``||Y||_F^2`` (``docs/math.md``, the reduction), which can be
+        ``X X^T``, ``Y X^T`` and ``||Y||_F^2`` (the reduction [(3)][eq-reduction]), which can be
         accumulated chunk by chunk over any number of samples.
 
         Parameters
@@ -522,7 +523,7 @@ class DeepLinearProblem:
     @property
     def is_whitened(self) -> bool:
         """True when the non-zero singular values of X are all equal (``X X^T = c I`` on the
-        range of X), the case with a closed form (MATH.md section 6)."""
+        range of X), the case with a closed form [(6)][eq-closed-form]."""
         if self.rank == 0:
             return True
         return bool(self.s[0] - self.s[-1] <= WHITENED_RTOL * self.s[0])

@@ -1,4 +1,4 @@
-r"""Spectral proximal operators and projections (MATH.md section 8).
+r"""Spectral proximal operators and projections ([section 6][sec-prox] of the math page).
 
 Every operator here is *spectral*: it takes the thin SVD ``Z = U diag(s) V^T``, maps the
 singular values ``s`` through a vector operator, and rebuilds ``U diag(x) V^T``. Each matrix

@@ -1,4 +1,4 @@
-r"""Optimal layer weights rebuilt from a dual solution (MATH.md section 7).
+r"""Optimal layer weights rebuilt from a dual solution ([(9)][eq-recovery] on the math page).
 
 1. ``N* =`` best rank-k approximation of ``A - Gamma*``;
 2. ``M* = N* diag(s)^-1 U^T``, shape ``(dH, d0)``;
@@ -26,12 +26,12 @@ from ._validation import as_hidden, as_matrix, as_nonneg_scalar
 from .certificates import certified_gap, check_dual, closed_form, relative_gap
 from .primal import objective, solve_primal
 from .problem import DeepLinearProblem, check_chain
-from .results import ConvergenceWarning, DualResult, RecoveryWarning
+from .results import ConvergenceWarning, DualResult, RecoveryWarning, summary
 
 __all__ = ["recover", "recover_weights", "balanced_factors", "Recovery"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Recovery:
     """Weights rebuilt from a dual solution and their certificate.
 
@@ -40,7 +40,7 @@ class Recovery:
     weights : list of ndarray
         ``[W_1, .., W_H]``, shapes ``(d_i, d_{i-1})``.
     value : float
-        Objective (4) at ``weights``.
+        Objective [(1)][eq-primal] at ``weights``.
     gap : float
         Certified bound on ``P(weights) - P*`` for the data as given: ``value - dual.value``
         up to rounding in the reduction of X (see :func:`~duallinear.duality_gap`).
@@ -66,13 +66,16 @@ class Recovery:
     message: str
     rounding_bound: float = 0.0
 
+    def __repr__(self) -> str:
+        return summary(self, ("certified", "repaired"))
+
 
 def balanced_factors(M: np.ndarray, dims: tuple[int, ...]) -> list[np.ndarray]:
     """Factor ``M`` (shape ``(dims[-1], dims[0])``) as ``W_H .. W_1`` with equal spectra.
 
     Every ``W_i`` carries ``m^(1/H)``, where ``m`` are the numerically non-zero singular values
     of ``M``; zero rows and columns pad to the widths. This attains
-    ``sum_i ||W_i||_{S_H}^H = H ||M||_*`` (MATH.md section 3).
+    ``sum_i ||W_i||_{S_H}^H = H ||M||_*`` ([section 2][sec-collapse] of the math page).
 
     Parameters
     ----------
@@ -141,7 +144,8 @@ def _pad_layers(dims: tuple[int, ...], rank: int, last: np.ndarray, first: np.nd
 
 
 def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
-            polish: bool = True, partial_svd: bool | None = None) -> Recovery:
+            polish: bool = True, partial_svd: bool | None = None,
+            blas_limit: bool = True) -> Recovery:
     """Rebuild weights from ``dual`` and certify them against ``dual.value``.
 
     Parameters
@@ -157,14 +161,13 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
         Take the truncation from leading singular triplets instead of a full SVD; ``None``
         (default) does so from the same size as :func:`~duallinear.solve_dual`
         (``min(dH, rank X) >= 1500``).
+    blas_limit : bool
+        Run BLAS on one thread while ``min(dH, rank X) < 1000``, like :func:`solve_dual`
+        (default); ``False`` keeps the caller's setting.
 
     Returns
     -------
     Recovery
-
-    Notes
-    -----
-    Runs BLAS on one thread while ``min(dH, rank X) < 1000``, like :func:`solve_dual`.
 
     Examples
     --------
@@ -181,8 +184,10 @@ def recover(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
     tol = as_nonneg_scalar(tol, "tol")
     if not isinstance(polish, (bool, np.bool_)):
         raise TypeError(f"polish must be a bool, got {type(polish).__name__}")
+    if not isinstance(blas_limit, (bool, np.bool_)):
+        raise TypeError(f"blas_limit must be a bool, got {type(blas_limit).__name__}")
     partial = DRSettings(partial_svd=partial_svd).uses_partial(min(problem.A.shape))
-    with one_blas_thread_for(problem.A.shape):
+    with one_blas_thread_for(problem.A.shape, active=bool(blas_limit)):
         weights, value, rel, repaired, message = _rebuild(problem, dual, tol, polish, partial)
         gap, margin = certified_gap(problem, weights, dual, value)
     rel = (float(relative_gap(value + margin, value + margin - gap, problem.zero_value))
@@ -223,7 +228,7 @@ def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: b
     if rel > tol and problem.is_whitened and problem.rank:
         # Singular values of A - Gamma tied across position k leave the truncation ambiguous
         # (fuzzer: A with values 2, 1, 1 and k = 1 gives A - Gamma* = three equal values);
-        # for whitened X the optimal N is known (MATH.md section 6).
+        # for whitened X the optimal N is known (docs/math.md, equation (6)).
         U, m, Vt = svd(closed_form(problem)[1])
         exact, exact_value = _best_pruned(
             problem, factors_of_M(problem, U[:, :problem.k], m[:problem.k], Vt[:problem.k]))
@@ -309,7 +314,8 @@ def _finite_objective(problem: DeepLinearProblem, weights: list[np.ndarray]) -> 
 
 
 def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float = 1e-9,
-                    polish: bool = True, partial_svd: bool | None = None) -> list[np.ndarray]:
+                    polish: bool = True, partial_svd: bool | None = None,
+                    blas_limit: bool = True) -> list[np.ndarray]:
     """Optimal weights ``[W_1, .., W_H]`` rebuilt from a dual solution (see :func:`recover`).
 
     Shapes are exactly ``(d_i, d_{i-1})``; the factors are balanced. A
@@ -324,4 +330,5 @@ def recover_weights(problem: DeepLinearProblem, dual: DualResult, *, tol: float 
     >>> [W.shape for W in dl.recover_weights(problem, dl.solve_dual(problem))]
     [(2, 4), (3, 2)]
     """
-    return recover(problem, dual, tol=tol, polish=polish, partial_svd=partial_svd).weights
+    return recover(problem, dual, tol=tol, polish=polish, partial_svd=partial_svd,
+                   blas_limit=blas_limit).weights

@@ -6,12 +6,52 @@ Both result classes carry the same core fields whatever the method: ``method``, 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["ConditioningWarning", "ConvergenceWarning", "RecoveryWarning", "PrimalResult",
            "DualResult", "DualDiagnostics"]
+
+
+def _short(name: str, value: object) -> str:
+    """One field of a result, short: arrays by their shape, floats to a few digits."""
+    if isinstance(value, np.ndarray):
+        return f"array {value.shape}"
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, np.ndarray) for v in value):
+        return f"{len(value)} arrays " + ", ".join(str(v.shape) for v in value)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if "gap" in name:
+            return f"{value:.3e}"
+        if name == "time":
+            return f"{value:.3g} s"
+        return f"{value:.12g}"
+    text = repr(value)
+    return text.splitlines()[0] if "\n" in text else text  # a nested result: its first line
+
+
+def summary(result: object, head: tuple[str, ...]) -> str:
+    """A result's repr: its class and the ``head`` fields on one line, then every other field
+    on its own line (arrays by shape), as scipy's ``OptimizeResult`` prints."""
+    names = [f.name for f in dataclasses.fields(result) if f.repr]
+    title = ", ".join(f"{n}={_short(n, getattr(result, n))}" for n in head if n in names)
+
+    def rank(name: str) -> int:  # numbers first, then the message, then arrays and records
+        value = getattr(result, name)
+        if isinstance(value, (bool, int, float, np.number, np.bool_)) or value is None:
+            return 0
+        return 1 if isinstance(value, str) else 2
+
+    rest = sorted((n for n in names if n not in head), key=rank)
+    width = max((len(n) for n in rest), default=0)
+    lines = [f"{type(result).__name__}({title})"]
+    lines += [f"  {n:>{width}}: {_short(n, getattr(result, n))}" for n in rest]
+    return "\n".join(lines)
 
 
 class ConvergenceWarning(UserWarning):
@@ -27,7 +67,7 @@ class RecoveryWarning(UserWarning):
     """Weights rebuilt from a dual solution are not certified optimal to the requested tol."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class PrimalResult:
     """Outcome of :func:`duallinear.solve_primal` (best of several local restarts).
 
@@ -38,7 +78,7 @@ class PrimalResult:
     weights : list of ndarray
         Best weights found, ``[W_1, .., W_H]`` with ``W_i`` of shape ``(d_i, d_{i-1})``.
     value : float
-        Objective (4) at ``weights``.
+        Objective [(1)][eq-primal] at ``weights``.
     converged : bool
         Whether the best restart met its stopping tolerance.
     iterations : int
@@ -69,8 +109,11 @@ class PrimalResult:
     best_restart: int
     seed: int | None = None
 
+    def __repr__(self) -> str:
+        return summary(self, ("method", "converged"))
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class DualDiagnostics:
     """What a Douglas-Rachford solve did, as numbers (``DualResult.diagnostics``).
 
@@ -101,8 +144,14 @@ class DualDiagnostics:
     maps_svd: int = 0
     schedule_pairs: int = 0
 
+    def __repr__(self) -> str:
+        # Only what the solver did: fields at their defaults (nothing counted) are left out.
+        changed = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                   if getattr(self, f.name) != f.default]
+        return f"DualDiagnostics({', '.join(changed)})"
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(frozen=True, eq=False, repr=False)
 class DualResult:
     """Outcome of :func:`duallinear.solve_dual`.
 
@@ -111,10 +160,10 @@ class DualResult:
     method : str
         ``"dr"`` or ``"cvxpy"``.
     Lambda : ndarray, shape (dH, d0)
-        The dual variable of problem (5), ``Lambda = Gamma diag(s) U^T``, feasible
+        The dual variable of [(4)][eq-dual], ``Lambda = Gamma diag(s) U^T``, feasible
         (``||Lambda||_op <= rho`` up to rounding).
     Gamma : ndarray, shape (dH, r)
-        The same point in the reduced coordinates of MATH.md section 5.
+        The same point in the reduced coordinates of [(3)][eq-reduction].
     value : float
         ``D(Gamma)`` at that feasible point: a valid lower bound on the primal optimum.
     converged : bool
@@ -126,8 +175,8 @@ class DualResult:
     time : float
         Wall-clock seconds.
     upper_bound : float
-        Objective of the weights recovered from this point by truncation, ``inf`` if not
-        evaluated; for the data as given (raised by the rounding margin).
+        Objective of the weights recovered from this point by truncation [(9)][eq-recovery],
+        ``inf`` if not evaluated; for the data as given (raised by the rounding margin).
     relative_gap : float
         A bound on ``(P(recovered weights) - P*) / max(|upper_bound|, 1e-8 * 1/2 ||Y||^2)``
         for the data as given: the float64 gap plus the second-order rounding term (the
@@ -175,3 +224,6 @@ class DualResult:
     float_value: float = float("nan")
     rounding: tuple[float, float] = (0.0, 0.0)
     fingerprint: str = ""
+
+    def __repr__(self) -> str:
+        return summary(self, ("method", "status", "converged"))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._optional import require
 from ._reduced import GAP_FLOOR
 from ._validation import as_matrix, check_same_samples
 from .certificates import check_dual
@@ -101,10 +102,7 @@ def verify(problem: DeepLinearProblem, weights: list[np.ndarray], dual: DualResu
     >>> bool(exact.relative_gap <= 1e-9)
     True
     """
-    try:
-        import mpmath
-    except ImportError as exc:  # pragma: no cover - mpmath is a test dependency
-        raise ImportError('verify() needs mpmath: pip install "duallinear[verify]"') from exc
+    mpmath = require("mpmath", "duallinear.verify")
     check_chain(problem)
     weights = problem.check_weights(weights)
     if isinstance(dual, DualResult):

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .._reduced import Reduced
@@ -28,9 +30,11 @@ NEGLIGIBLE_RHO = 1e-100
 __all__ = ["NEGLIGIBLE_RHO", "DRSettings", "SDPSettings", "check_solver", "solve_dr", "solve_sdp"]
 
 
-def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whitened: bool
-             ) -> Outcome:
-    """The dual by Douglas-Rachford, after the two cases that need no iteration."""
+def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whitened: bool,
+             callback: Callable[[int, float], object] | None = None) -> Outcome:
+    """The dual by Douglas-Rachford, after the two cases that need no iteration.
+
+    ``callback(iteration, gap)`` is called with every entry of the outcome's ``gaps``."""
     partial = settings.uses_partial(min(red.A.shape))
     if red.rho == 0.0:
         # gamma = 0: Gamma = 0 is the only feasible point (reduced-rank regression).
@@ -48,5 +52,5 @@ def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whit
         return finish((Gamma, lower, upper), "zero_network", 0, [], [red.gap(upper, lower)],
                       tol, max_iter, red, settings.stall_residual)
     if whitened:
-        return solve_whitened(red, tol, max_iter, settings)
-    return solve_product(red, tol, max_iter, settings, partial)
+        return solve_whitened(red, tol, max_iter, settings, callback)
+    return solve_product(red, tol, max_iter, settings, partial, callback)

@@ -11,6 +11,7 @@ iterations ``settings.refine_at`` a certificate through the primal is tried (:mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -105,6 +106,20 @@ class ProductSpace:
         return out
 
 
+class _Gaps(list):
+    """The list of checked gaps, passing each new entry to ``callback(iteration, gap)``."""
+
+    def __init__(self, callback: Callable[[int, float], object] | None,
+                 iteration: Callable[[], int]) -> None:
+        super().__init__()
+        self.callback, self.iteration = callback, iteration
+
+    def append(self, gap: float) -> None:
+        super().append(gap)
+        if self.callback is not None:
+            self.callback(self.iteration(), gap)
+
+
 class _Certifier:
     """Exact certificates (through leading triplets when ``partial``) and the cheaper
     estimate a check tries first with leading triplets."""
@@ -139,8 +154,10 @@ class _Certifier:
 
 
 def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
-                  partial: bool) -> Outcome:
-    """Accelerated DR with restarts over the step schedule; stops on the certified gap."""
+                  partial: bool, callback: Callable[[int, float], object] | None = None
+                  ) -> Outcome:
+    """Accelerated DR with restarts over the step schedule; stops on the certified gap.
+    ``callback(it, gap)`` sees every entry of ``gaps`` as it is added."""
     schedule = ((settings.step, settings.schedule[0][1]),) if settings.step else settings.schedule
     fraction = settings.partial_max_fraction
     leads = ((LeadingSVD(max_fraction=fraction), LeadingSVD(max_fraction=fraction))
@@ -158,7 +175,7 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                       settings.stall_residual, final)
 
     residuals: list[float] = []
-    gaps: list[float] = []
+    gaps = _Gaps(callback, lambda: it)
     Gamma0 = np.zeros_like(red.A)
     best: Best | None = None
     it, status, pairs = 0, "max_iter", 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._optional import require
 from .._reduced import Reduced
 from .outcome import Outcome
 from .settings import SDPSettings
@@ -16,9 +17,14 @@ from .settings import SDPSettings
 __all__ = ["check_solver", "solve_sdp"]
 
 
+#: What needs CVXPY, for the message of a missing extra.
+FEATURE = 'solve_dual(method="cvxpy")'
+
+
 def check_solver(solver: str) -> None:
-    """``ValueError`` unless ``solver`` is an installed CVXPY solver."""
-    import cvxpy as cp
+    """``ValueError`` unless ``solver`` is an installed CVXPY solver (``ImportError`` naming
+    the extra to install when CVXPY is missing)."""
+    cp = require("cvxpy", FEATURE)
 
     if solver.upper() not in cp.installed_solvers():
         raise ValueError(
@@ -28,7 +34,7 @@ def check_solver(solver: str) -> None:
 
 def solve_sdp(red: Reduced, tol: float, settings: SDPSettings) -> Outcome:
     """Solve the SDP in normalised units and certify the returned point (made feasible)."""
-    import cvxpy as cp
+    cp = require("cvxpy", FEATURE)
 
     solver = settings.solver
     A, s = red.A, red.s

@@ -9,6 +9,8 @@ singular values, exactly (not an approximation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .._linalg import svd
@@ -26,8 +28,10 @@ def _prox_f(alpha: np.ndarray, v: np.ndarray, k: int, t: float) -> np.ndarray:
     return alpha - np.sign(w) * truncated(np.abs(w), k, t)
 
 
-def solve_whitened(red: Reduced, tol: float, max_iter: int, settings: DRSettings) -> Outcome:
-    """DR on the singular values of ``A``; ``red.s`` is constant."""
+def solve_whitened(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
+                   callback: Callable[[int, float], object] | None = None) -> Outcome:
+    """DR on the singular values of ``A``; ``red.s`` is constant. ``callback(it, gap)`` sees
+    each certified gap."""
     t = settings.step if settings.step else 1.0
     lam = settings.relaxation
     P, alpha, Qt = svd(red.A)
@@ -58,6 +62,8 @@ def solve_whitened(red: Reduced, tol: float, max_iter: int, settings: DRSettings
         residuals.append(float(np.linalg.norm(dz)) / max(float(np.linalg.norm(z)), 1.0))
         lower, upper = certify(np.clip(z, -radius, radius))
         gaps.append(red.gap(upper, lower))
+        if callback is not None:
+            callback(it, gaps[-1])
         if met(gaps[-1], tol):
             status = "converged"
             break
