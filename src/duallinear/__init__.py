@@ -9,6 +9,7 @@ the certificate with :func:`duality_gap`.
 from . import distributed, prox
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import DRSettings, SDPSettings, solve_dual
+from .gaps import GapProof, prove_gap
 from .primal import gradient, objective, solve_primal
 from .problem import DeepLinearProblem
 from .recovery import balanced_factors, recover, recover_weights
@@ -37,6 +38,8 @@ __all__ = [
     "dual_value",
     "relative_gap",
     "closed_form",
+    "prove_gap",
+    "GapProof",
     "prox",
     "distributed",
     "PrimalResult",

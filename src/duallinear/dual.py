@@ -137,10 +137,12 @@ def solve_dual(
         converged=out.converged, iterations=out.iterations, message=out.message, time=elapsed,
         upper_bound=out.upper * red.a**2, relative_gap=red.gap(out.upper, out.lower),
         status=out.status, residuals=np.asarray(out.residuals), gaps=np.asarray(out.gaps),
-        diagnostics=out.diagnostics,
+        diagnostics=out.diagnostics, dual_upper=out.dual_upper * red.a**2,
     )
     if not result.converged:
-        warnings.warn(f"solve_dual({method!r}) did not converge: {result.message}",
+        what = ("stopped on a duality gap" if result.status == "duality_gap"
+                else "did not converge")
+        warnings.warn(f"solve_dual({method!r}) {what}: {result.message}",
                       ConvergenceWarning, stacklevel=2)
     return result
 

@@ -85,6 +85,13 @@ class DualDiagnostics:
         Gram matrix, and by a full SVD (general X).
     schedule_pairs : int
         (step, scaling) pairs of the DR schedule used: 1 plus the restarts after stalls.
+    two_sided_from : int
+        Iteration from which DR also bounded the dual optimum from above (0: never; see
+        ``DualResult.dual_upper``).
+    relaxed_rank : int
+        Rank of the relaxed minimiser behind ``DualResult.dual_upper`` (its singular values
+        above 1e-4 of the largest; -1 if not evaluated). Above the bottleneck ``k`` it is the
+        rank signal: the convex relaxation is not tight at that point.
     """
 
     refine_attempts: int = 0
@@ -95,6 +102,8 @@ class DualDiagnostics:
     maps_gram: int = 0
     maps_svd: int = 0
     schedule_pairs: int = 0
+    two_sided_from: int = 0
+    relaxed_rank: int = -1
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,7 +135,9 @@ class DualResult:
     relative_gap : float
         ``(upper_bound - value) / max(|upper_bound|, 1e-8 * 1/2 ||Y||^2)``.
     status : str
-        ``"converged"``, ``"max_iter"``, ``"stalled"`` for DR; the solver's status for CVXPY.
+        ``"converged"``, ``"max_iter"``, ``"stalled"`` or ``"duality_gap"`` (the dual optimum
+        pinned to ``tol`` from both sides while the relaxed minimiser has rank above k: see
+        :func:`duallinear.prove_gap`) for DR; the solver's status for CVXPY.
     residuals : ndarray
         DR: relative fixed-point residual ``||z_{j+1} - z_j|| / max(||z_j||, 1)`` per
         iteration (in normalised units). Empty for CVXPY.
@@ -137,6 +148,12 @@ class DualResult:
         may be estimates; ``relative_gap`` is always certified. Empty for CVXPY.
     diagnostics : DualDiagnostics
         Counts of what the DR solver did (all zero for CVXPY and the closed-form cases).
+    dual_upper : float
+        An upper bound on the dual optimum: ``value <= D* <= dual_upper``. It is the relaxed
+        primal ``U(N) = 1/2||Y||^2 + 1/2||N||_(k)*^2 - <N, A> + rho ||N diag(s)^-1||_*``
+        (``||.||_(k)*`` the spectral k-support norm) at an explicit ``N``, or ``upper_bound``
+        when that is lower (a primal value bounds ``D*`` too). ``dual_upper - value`` is how
+        well ``D*`` is known even where the duality gap is not zero (``docs/math.md``).
     """
 
     method: str
@@ -153,3 +170,4 @@ class DualResult:
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     diagnostics: DualDiagnostics = field(default_factory=DualDiagnostics)
+    dual_upper: float = float("inf")

@@ -31,6 +31,12 @@ MESSAGES = {
                "reported",
     "max_iter": "reached max_iter={max_iter} with certified relative gap {gap:.2e} > tol "
                 "{tol:.1e}",
+    "duality_gap": "the dual optimum is pinned to relative width {width:.1e} <= tol {tol:.1e} "
+                   "after {iterations} iterations (dual_upper bounds it from above), but the "
+                   "minimiser of the relaxed primal found there has rank {rank} > k = {k}: "
+                   "the relaxation is not tight at it, a non-zero duality gap is indicated, "
+                   "and the weights recovered by truncation are certified only to relative "
+                   "gap {gap:.2e}; duallinear.prove_gap proves the gap on small instances",
 }
 
 
@@ -72,13 +78,16 @@ class Outcome:
     residuals: list = field(default_factory=list)
     gaps: list = field(default_factory=list)
     diagnostics: DualDiagnostics = field(default_factory=DualDiagnostics)
+    #: An upper bound on the dual optimum (``inf``: not evaluated; see :mod:`.twosided`).
+    dual_upper: float = float("inf")
 
 
 def message(status: str, gap: float, tol: float, iterations: int, max_iter: int,
-            stall_residual: float, diagnostics: DualDiagnostics) -> str:
-    """The DR message for ``status``, with what the diagnostics add."""
+            stall_residual: float, diagnostics: DualDiagnostics, **extra: object) -> str:
+    """The DR message for ``status``, with what the diagnostics add (``extra``: the fields
+    of the ``"duality_gap"`` template)."""
     text = MESSAGES[status].format(gap=gap, tol=tol, iterations=iterations, max_iter=max_iter,
-                                   stall_residual=stall_residual)
+                                   stall_residual=stall_residual, **extra)
     d = diagnostics
     if d.refine_route:
         text += (f"; certified through a primal refinement from the dual iterate (L-BFGS on "
@@ -93,14 +102,17 @@ def message(status: str, gap: float, tol: float, iterations: int, max_iter: int,
 
 def finish(best: tuple[np.ndarray, float, float], status: str, iterations: int,
            residuals: list, gaps: list, tol: float, max_iter: int, red: Reduced,
-           stall_residual: float, diagnostics: DualDiagnostics | None = None) -> Outcome:
-    """The outcome at ``best = (Gamma, lower, upper)``: converged whenever its gap meets tol."""
+           stall_residual: float, diagnostics: DualDiagnostics | None = None,
+           dual_upper: float = float("inf"), **extra: object) -> Outcome:
+    """The outcome at ``best = (Gamma, lower, upper)``: converged whenever its gap meets tol
+    (``extra``: the fields of the ``"duality_gap"`` message)."""
     diagnostics = diagnostics or DualDiagnostics()
     Gamma, lower, upper = best
     gap = red.gap(upper, lower)
     converged = met(gap, tol)
     if converged:
         status = "converged"
-    text = message(status, gap, tol, iterations, max_iter, stall_residual, diagnostics)
+    text = message(status, gap, tol, iterations, max_iter, stall_residual, diagnostics,
+                   **(extra if status == "duality_gap" else {}))
     return Outcome(Gamma, lower, upper, converged, iterations, status, text, residuals, gaps,
-                   diagnostics)
+                   diagnostics, dual_upper)
