@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "duallinear"
-EDGE = {"duallinear.cli", "duallinear.experiments", "duallinear.__main__"}
+EDGE = {"duallinear.cli", "duallinear.experiments", "duallinear.survey",
+        "duallinear.__main__"}
 
 
 def _module_name(path: Path) -> str:

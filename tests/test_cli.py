@@ -242,3 +242,26 @@ def test_sweep_parallel_equals_serial():
         # same seeds, same points; only BLAS rounding may differ between processes
         assert a["dual_value"] == pytest.approx(b["dual_value"], rel=1e-12)
         assert a["primal_value"] == pytest.approx(b["primal_value"], rel=1e-12)
+
+
+def test_gaps_quick(tmp_path, capsys):
+    out = tmp_path / "gaps"
+    code = cli.main(["gaps", "--quick", "--out", str(out), "--no-progress"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "proved non-zero duality gap" in text
+    rows = _read_csv(out / "gaps.csv")
+    summary = _read_csv(out / "gaps-summary.csv")
+    assert len(rows) == sum(int(r["instances"]) for r in summary)
+    for r in summary:
+        assert int(r["zero"]) + int(r["gap"]) + int(r["undecided"]) == int(r["instances"])
+    _finite(rows, ["dual_value", "dual_upper", "primal_lower", "primal_upper", "smin_x"])
+    for r in rows:
+        assert float(r["dual_value"]) <= float(r["dual_upper"])
+        assert float(r["primal_lower"]) <= float(r["primal_upper"])
+        if r["verdict"] == "gap":
+            assert float(r["primal_lower"]) > float(r["dual_upper"])
+            assert r["dual_status"] == "duality_gap"
+    # The quick sweep contains the seeded instance of tests/test_gaps.py.
+    assert any(r["verdict"] == "gap" and r["seed"] == "123" for r in rows)
+    _check_png(out / "gaps.png")

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["duallinear.problem", "duallinear.primal", "duallinear.dual", "duallinear.recovery",
            "duallinear.certificates", "duallinear.prox", "duallinear.distributed",
-           "duallinear._reduced", "duallinear._dr.settings", "duallinear._dr.anderson"]
+           "duallinear._reduced", "duallinear._dr.settings", "duallinear._dr.anderson",
+           "duallinear.gaps", "duallinear._upper", "duallinear.survey"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -145,18 +145,16 @@ def prove_gap(problem: DeepLinearProblem, dual: DualResult | None = None, *,
 
     Examples
     --------
-    >>> import numpy as np, duallinear as dl
-    >>> rng = np.random.default_rng(457)
-    >>> Q1 = np.linalg.qr(rng.standard_normal((3, 3)))[0]
-    >>> Q2 = np.linalg.qr(rng.standard_normal((3, 3)))[0]
-    >>> X = (Q1 * ([2.2, 0.2, 0.044] * np.exp(0.3 * rng.standard_normal(3)))) @ Q2.T
-    >>> Y = rng.standard_normal((3, 3))
-    >>> gamma = 10 ** rng.uniform(-2.5, -1) * np.linalg.norm(Y @ X.T, 2) / 2
-    >>> problem = dl.DeepLinearProblem(X, Y, hidden=(2,), gamma=gamma)
-    >>> import warnings; warnings.simplefilter("ignore", dl.ConvergenceWarning)
-    >>> proof = dl.prove_gap(problem, time_limit=30)
-    >>> proof.verdict, bool(proof.primal_lower > proof.dual_upper)
-    ('gap', True)
+    A 3 x 3 instance of the survey behind ``duallinear gaps`` (H = 2, k = 2, cond(X) = 100,
+    gamma at 1% of the zero-network threshold) whose duality gap is not zero:
+
+    >>> import duallinear as dl
+    >>> from duallinear.survey import instance
+    >>> proof = dl.prove_gap(instance(123, k=2, cond=100.0, frac=0.01))
+    >>> proof.verdict, proof.route, bool(proof.primal_lower > proof.dual_upper)
+    ('gap', 'left', True)
+    >>> proof.dual.status  # solve_dual had pinned D* and flagged the rank signal
+    'duality_gap'
     """
     started = time.perf_counter()
     check_problem(problem)
@@ -173,6 +171,8 @@ def prove_gap(problem: DeepLinearProblem, dual: DualResult | None = None, *,
         raise TypeError(f"progress must be True or False, got {progress!r}")
     if route is not None and route not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES} or None, got {route!r}")
+    if route == "rank_one" and problem.k != 1:
+        raise ValueError(f"route 'rank_one' needs k = 1, got k = {problem.k}")
     if dual is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -216,7 +216,8 @@ def _prove(problem, dual, rec, time_limit, rtol, zero_tol, max_dimension, choice
             time=time.perf_counter() - started, message=message, dual=dual)
 
     if relative_gap(value, lower, problem.zero_value) <= zero_tol:
-        return result("zero", lower, "certificate",
+        # (A certificate can close to rounding, the dual value a few ulps above the objective.)
+        return result("zero", min(lower, value), "certificate",
                       f"zero duality gap: the weights found are certified against the dual "
                       f"value to relative gap {relative_gap(value, lower, problem.zero_value):.1e}"
                       f" <= {zero_tol:.0e}")
@@ -263,7 +264,7 @@ def _prove(problem, dual, rec, time_limit, rtol, zero_tol, max_dimension, choice
                    f"best weights found {value:.10g}; {search.cells} cells over a space of "
                    f"dimension {route.dim} (route {name!r})")
     elif relative_gap(value, lower, problem.zero_value) <= zero_tol:
-        verdict = "zero"
+        verdict, primal_lower = "zero", min(primal_lower, value)
         message = (f"zero duality gap: the search found weights certified to relative gap "
                    f"{relative_gap(value, lower, problem.zero_value):.1e}")
     else:
