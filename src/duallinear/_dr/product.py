@@ -183,6 +183,22 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                       width=two.width if two is not None else float("inf"),
                       rank=two.rank if two is not None else -1, k=red.k)
 
+    def try_refine(point: np.ndarray) -> bool:
+        """A refinement from ``point``; True when it certified (``best`` is then its point)."""
+        nonlocal best, diag
+        diag = replace(diag, refine_attempts=diag.refine_attempts + 1)
+        attempt = refine(red, point, cert.top_k, cert, tol, settings)
+        if attempt is None:
+            return False
+        diag = replace(diag, refine_evaluations=diag.refine_evaluations + attempt.evaluations)
+        if attempt.best.better(best) is attempt.best:
+            best = attempt.best
+        if not met(best.gap, tol):
+            return False
+        diag = replace(diag, refine_route=attempt.route)
+        gaps.append(best.gap)
+        return True
+
     residuals: list[float] = []
     gaps: list[float] = []
     Gamma0 = np.zeros_like(red.A)
@@ -230,17 +246,8 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                 # Before the regular check, which a certified refinement makes unnecessary.
                 while pending and pending[0] <= it:
                     pending.pop(0)
-                diag = replace(diag, refine_attempts=diag.refine_attempts + 1)
-                attempt = refine(red, current, cert.top_k, cert, tol, settings)
-                if attempt is not None:
-                    diag = replace(diag,
-                                   refine_evaluations=diag.refine_evaluations + attempt.evaluations)
-                    if attempt.best.better(best) is attempt.best:
-                        best = attempt.best
-                    if met(best.gap, tol):
-                        diag = replace(diag, refine_route=attempt.route)
-                        gaps.append(best.gap)
-                        return done((best.Gamma, best.lower, best.upper), "converged")
+                if try_refine(current):
+                    return done((best.Gamma, best.lower, best.upper), "converged")
             if check_now:
                 # On the two-sided track the ball-side point is certified instead of the
                 # graph projection (its dual value converges faster), and U at the shadow
@@ -256,6 +263,12 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                 if met(checked.gap, tol):
                     return done((best.Gamma, best.lower, best.upper), "converged")
                 if two is not None and met(two.width, tol) and two.not_tight():
+                    if pending:
+                        # The relaxed minimiser need not be unique: a refinement still due
+                        # is tried now, from this accurate point, before a gap is declared.
+                        pending.clear()
+                        if try_refine(T.graph(plain)):
+                            return done((best.Gamma, best.lower, best.upper), "converged")
                     low = two.lower
                     return done((low.Gamma, low.lower, low.upper), "duality_gap")
                 if since_improved >= window and (
