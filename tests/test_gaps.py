@@ -215,6 +215,13 @@ def test_too_large_instances_are_undecided_not_guessed() -> None:
     proof = dl.prove_gap(problem, dual, zero_tol=0.0, max_dimension=8)
     assert proof.verdict == "undecided" and proof.route == "too_large"
     assert proof.primal_lower == dual.value
+    # The charts are counted, not listed: C(40, 30) of them would not fit in memory.
+    rng = np.random.default_rng(0)
+    big = dl.DeepLinearProblem(rng.standard_normal((40, 40)), rng.standard_normal((40, 40)),
+                               (10,), 0.5)
+    dual = _quiet(dl.solve_dual, big, max_iter=1, primal_refine=False)
+    proof = dl.prove_gap(big, dual, zero_tol=0.0)
+    assert proof.route == "too_large" and proof.dimension == 300
 
 
 def test_progress_bar(gap_problem, gap_proof, capsys) -> None:
@@ -228,3 +235,22 @@ def test_rank_one_route_on_request() -> None:
         dl.prove_gap(survey.instance(5, k=2, cond=10.0, frac=0.03), route="rank_one")
     proof = dl.prove_gap(survey.instance(5, k=1, cond=10.0, frac=0.03), route="rank_one")
     assert proof.verdict == "zero"
+
+
+def test_grassmannian_routes_with_two_null_directions_bracket_the_certified_optimum() -> None:
+    # k = 1 on 3 x 3 data: on both sides the null space has p = 2 columns (charts of Gr(2, 3)
+    # with 2 x 1 boxes), where the centre's subspace is a plane, not a line.
+    problem = survey.instance(7, k=1, cond=10.0, frac=0.03)
+    dual = _quiet(dl.solve_dual, problem)
+    assert dual.converged  # P* = D* is certified: an independent reference for both routes
+    red, data = _data(problem)
+    for left in (True, False):
+        route = Side(data, left=left)
+        assert route.p == 2 and route.chart_count == 3
+        out = branch_and_bound(route, -np.inf, np.inf, time_limit=20.0,
+                               prune_at=lambda u: u - 1e-4 * abs(u))
+        assert out.reason == "closed"
+        lower, upper = out.lower * red.a**2, out.upper * red.a**2
+        assert lower <= dual.upper_bound * (1 + 1e-12)
+        assert lower >= dual.value * (1 - 2e-4)
+        assert upper >= dual.value * (1 - 1e-12)

@@ -187,8 +187,14 @@ class Side:
         dH, r = data.A.shape
         self.n = dH if left else r
         self.p = self.n - data.k
-        self.charts = list(itertools.combinations(range(self.n), self.p))
+        # C(n, p) charts: counted here, enumerated only when searched (huge for large n).
+        self.chart_count = math.comb(self.n, self.p)
         self.sinv2 = 1.0 / data.s**2
+
+    @property
+    def charts(self):
+        """The charts, as the row sets of their identity blocks."""
+        return itertools.combinations(range(self.n), self.p)
 
     @property
     def dim(self) -> int:
@@ -306,6 +312,7 @@ class RankOne:
         self.data = data
         self.n, self.p = data.A.shape[1], 1
         self.charts = [(i,) for i in range(self.n)]
+        self.chart_count = self.n
         self.G = data.A.T @ data.A
         self.gmax = float(np.linalg.eigvalsh(self.G)[-1]) if self.G.size else 0.0
         self.cmin = 1.0 / float(np.max(data.s)) ** 2
@@ -364,7 +371,7 @@ def routes(data: Data) -> list:
     # problem, but its bound loosens faster (measured on 3 x 3 instances with k = 1: the
     # Grassmannian routes bracketed P* to 1e-6 in 400-1000 cells, the rank-one route not in
     # 3e5): ties go to the Grassmannian routes, then to the side with fewer charts.
-    return sorted(options, key=lambda o: (o.dim, isinstance(o, RankOne), len(o.charts)))
+    return sorted(options, key=lambda o: (o.dim, isinstance(o, RankOne), o.chart_count))
 
 
 def branch_and_bound(route, target: float, upper: float, *, time_limit: float,
@@ -446,7 +453,7 @@ def branch_and_bound(route, target: float, upper: float, *, time_limit: float,
             close(cell)
         else:
             heapq.heappush(heap, cell)
-    cells = len(route.charts)
+    cells = route.chart_count
     while heap:
         if upper <= target:
             reason = "primal"  # nothing left to prove: a primal value at or below target
