@@ -244,12 +244,15 @@ def test_sweep_parallel_equals_serial():
         assert a["primal_value"] == pytest.approx(b["primal_value"], rel=1e-12)
 
 
+def _quick(command: str, out, capsys) -> str:
+    """Run ``duallinear COMMAND --quick`` into ``out``; its stdout (exit code 0 asserted)."""
+    assert cli.main([command, "--quick", "--out", str(out), "--no-progress"]) == 0
+    return capsys.readouterr().out
+
+
 def test_gaps_quick(tmp_path, capsys):
     out = tmp_path / "gaps"
-    code = cli.main(["gaps", "--quick", "--out", str(out), "--no-progress"])
-    text = capsys.readouterr().out
-    assert code == 0
-    assert "proved non-zero duality gap" in text
+    assert "proved non-zero duality gap" in _quick("gaps", out, capsys)
     rows = _read_csv(out / "gaps.csv")
     summary = _read_csv(out / "gaps-summary.csv")
     assert len(rows) == sum(int(r["instances"]) for r in summary)
