@@ -8,11 +8,11 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import duallinear as dl
-from cases import GENERAL_CASES, IDENTITY_CASES, dual_of, problem_of
+from cases import GENERAL_CASES, IDENTITY_CASES, dual_of, problem_of, problems
 from duallinear import survey
 from duallinear._reduced import Reduced
 from duallinear._upper import (
@@ -137,6 +137,32 @@ def test_dual_upper_brackets_scs(case) -> None:
     assert scs.value <= dr.dual_upper + 1e-12 * scale
     assert dr.value <= scs.dual_upper + 1e-12 * scale
     assert dr.value <= dr.dual_upper
+
+
+@settings(max_examples=25)
+@given(data=problems(max_dim=4))
+def test_dual_upper_is_above_every_dual_value(data) -> None:
+    # value <= D* <= dual_upper, whatever the route and however DR ended (here capped at a
+    # few iterations too): against the dual values of Clarabel and of random feasible points.
+    import cvxpy as cp
+
+    problem, _, _, rng = data
+    for kwargs in ({}, {"max_iter": 3}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dl.ConvergenceWarning)
+            dr = dl.solve_dual(problem, **kwargs)
+        scale = max(problem.zero_value, 1e-300)
+        assert dr.value <= dr.dual_upper + 1e-12 * scale
+        for _ in range(5):
+            Lam = rng.standard_normal((problem.dH, problem.d0)) * (problem.rho + 1.0)
+            assert dl.dual_value(problem, Lam) <= dr.dual_upper + 1e-12 * scale
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = dl.solve_dual(problem, method="cvxpy", solver="CLARABEL")
+    except cp.error.SolverError:
+        return
+    assert ref.value <= dr.dual_upper + 1e-9 * scale
 
 
 def _gap_problem() -> dl.DeepLinearProblem:
