@@ -245,6 +245,7 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.prove_gap(P, DUAL, rtol=-1.0), ValueError, "rtol"),
         (lambda: dl.prove_gap(P, DUAL, zero_tol=float("nan")), ValueError, "zero_tol"),
         (lambda: dl.prove_gap(P, DUAL, max_dimension=2.5), TypeError, "max_dimension"),
+        (lambda: dl.prove_gap(P, DUAL, max_dimension=-1), ValueError, "max_dimension"),
         (lambda: dl.prove_gap(P, DUAL, progress="yes"), TypeError, "progress"),
         (lambda: dl.prove_gap(P, DUAL, route="middle"), ValueError, "route"),
     ],

@@ -167,6 +167,8 @@ def prove_gap(problem: DeepLinearProblem, dual: DualResult | None = None, *,
     if isinstance(max_dimension, (bool, np.bool_)) or not isinstance(max_dimension,
                                                                      (int, np.integer)):
         raise TypeError(f"max_dimension must be an integer, got {max_dimension!r}")
+    if max_dimension < 0:
+        raise ValueError(f"max_dimension must be >= 0, got {max_dimension}")
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False, got {progress!r}")
     if route is not None and route not in ROUTES:
@@ -203,9 +205,7 @@ def _prove(problem, dual, rec, time_limit, rtol, zero_tol, max_dimension, choice
     weights, value = rec.weights, rec.value
 
     def result(verdict, primal_lower, route, message, dimension=0, search=None):
-        gap = ((primal_lower - upper) / max(abs(value), 1e-300) if verdict == "gap"
-               else 0.0 if verdict == "zero" else (primal_lower - upper) / max(abs(value),
-                                                                               1e-300))
+        gap = 0.0 if verdict == "zero" else (primal_lower - upper) / max(abs(value), 1e-300)
         return GapProof(
             verdict=verdict, primal_lower=primal_lower, primal_upper=value, weights=weights,
             dual_lower=lower, dual_upper=upper, relative_gap=gap, route=route,
@@ -254,8 +254,10 @@ def _prove(problem, dual, rec, time_limit, rtol, zero_tol, max_dimension, choice
         if bar is not None:
             bar.close()
     if search.N is not None and search.upper * scale < value:
-        weights = _weights_of(problem, red, search.N)
-        value = objective(problem, weights)
+        found = _weights_of(problem, red, search.N)
+        found_value = objective(problem, found)
+        if found_value < value:
+            weights, value = found, found_value
     primal_lower = max(search.lower * scale, lower)
     if primal_lower > upper + rounding and math.isfinite(search.lower):
         verdict = "gap"

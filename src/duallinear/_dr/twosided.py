@@ -8,8 +8,9 @@ minimiser of ``U`` (the DR "dual" sequence). On a square Gaussian instance with 
 gap (benchmarks/svd_equivalents.py, d = 200, seed 2; step pair (0.3, 0.1)) ``U`` at the
 shadow was within 3e-12 of ``D*`` after 80 iterations, while the dual value at the graph
 projection was still 1.3e-8 away; the ball projection's output ``Phi`` gives the feasible
-point ``Gamma = Phi / (w diag(s))``, whose dual value was 4x closer (3.4e-9). When the interval closes to ``tol`` while the minimiser found has rank above ``k``
-(the rank signal), DR stops with status ``"duality_gap"`` instead of running to a stall.
+point ``Gamma = Phi / (w diag(s))``, whose dual value was 4x closer (3.4e-9). When the
+interval closes to ``tol`` while the minimiser found has rank above ``k`` (the rank signal),
+DR stops with status ``"duality_gap"`` instead of running to a stall.
 """
 
 from __future__ import annotations
