@@ -153,7 +153,9 @@ class DualResult:
         primal ``U(N) = 1/2||Y||^2 + 1/2||N||_(k)*^2 - <N, A> + rho ||N diag(s)^-1||_*``
         (``||.||_(k)*`` the spectral k-support norm) at an explicit ``N``, or ``upper_bound``
         when that is lower (a primal value bounds ``D*`` too). ``dual_upper - value`` is how
-        well ``D*`` is known even where the duality gap is not zero (``docs/math.md``).
+        well ``D*`` is known even where the duality gap is not zero (``docs/math.md``). Like
+        ``value`` it is evaluated in floating point without a rounding allowance
+        (:func:`duallinear.prove_gap` adds one before it calls a gap proved).
     """
 
     method: str
