@@ -138,6 +138,9 @@ def test_hitting_quick(tmp_path, capsys):
     ["speed", "--budget", "-1"],
     ["hitting", "--seeds", "0"],
     ["hitting", "--methods", "sgd"],
+    ["gaps", "--conds", "0.5"],
+    ["gaps", "--ks", "0"],
+    ["gaps", "--time-limit", "0"],
     ["gap", "--jobs", "0"],
     ["frobnicate"],
 ])
