@@ -23,7 +23,7 @@ from .._reduced import Reduced
 from .._upper import relaxed_rank, relaxed_value_low_rank, tie_family
 from .outcome import Best, Outcome
 
-__all__ = ["Memo", "TwoSided", "warm_start", "with_dual_upper"]
+__all__ = ["Memo", "TwoSided", "TIE_FAMILY_MAX_DIM", "warm_start", "with_dual_upper"]
 
 
 @dataclass
@@ -89,6 +89,12 @@ class TwoSided:
         return self.rank > self.red.k
 
 
+#: Largest ``min(dH, r)`` at which an uncertified result also tries the tie family (a full
+#: SVD of ``A - Gamma`` and small problems; beyond, ``dual_upper`` is the primal value or the
+#: two-sided track's bound).
+TIE_FAMILY_MAX_DIM = 1000
+
+
 def with_dual_upper(out: Outcome, red: Reduced) -> Outcome:
     """``out`` with ``dual_upper`` filled in when the route left it open.
 
@@ -97,7 +103,8 @@ def with_dual_upper(out: Outcome, red: Reduced) -> Outcome:
     (:func:`duallinear._upper.tie_family`); every candidate is ``U`` at an explicit ``N``.
     """
     upper = min(out.dual_upper, out.upper)
-    if not out.converged and red.A.size and out.status != "duality_gap":
+    if (not out.converged and red.A.size and out.status != "duality_gap"
+            and min(red.A.shape) <= TIE_FAMILY_MAX_DIM):
         family = tie_family(red.A, out.Gamma, red.s, red.rho, red.k, red.residual_sq)
         upper = min(upper, family.value)
     out.dual_upper = max(upper, out.lower)
