@@ -214,8 +214,9 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
         last = not queue
         z = T.start(Gamma0) if start is None else start
         start = None
-        memory = (settings.two_sided_memory if two is not None and settings.two_sided_pair
-                  else settings.anderson_memory_for(z.size))
+        memory = settings.anderson_memory_for(z.size)
+        if two is not None and settings.two_sided_pair and z.size <= settings.anderson_large:
+            memory = settings.two_sided_memory  # (large iterates keep the small memory)
         accel = Anderson(memory, z.size)
         # Four iterate-sized buffers, swapped rather than reallocated (see Anderson).
         Tz, f, z_next, plain = (np.empty_like(z) for _ in range(4))

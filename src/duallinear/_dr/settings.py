@@ -142,7 +142,8 @@ class DRSettings:
     #: certify the Gaussian instances that have no duality gap (8 of 9 at d = 100 and 200).
     two_sided_from: int = 10
     #: (step t, c) of the two-sided track, warm-started from the current primal-dual pair, and
-    #: its Anderson memory; None keeps the current pair. Measured on the square Gaussian
+    #: its Anderson memory (iterates above ``anderson_large`` entries keep
+    #: ``anderson_memory_large``); None keeps the current pair. Measured on the square Gaussian
     #: instances with a duality gap at d = 200 (seeds 0, 2), pairs of t in {0.1, .., 1} and
     #: c in {0.03, .., 0.3}, memory 10 or 20: (0.3, 0.07) with memory 20 pinned D* to 1e-9
     #: after 70 iterations from zero, (1, 0.1) only to 1e-7 after 120.
