@@ -14,7 +14,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "duallinear"
 EDGE = {"duallinear.cli", "duallinear.experiments", "duallinear.__main__",
-        "duallinear.branch_sweep"}
+        "duallinear.branch_sweep", "duallinear.survey"}
 
 
 def _module_name(path: Path) -> str:

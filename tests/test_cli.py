@@ -183,6 +183,9 @@ def test_branches_one_x_kind(tmp_path, capsys):
     ["speed", "--budget", "-1"],
     ["hitting", "--seeds", "0"],
     ["hitting", "--methods", "sgd"],
+    ["gaps", "--conds", "0.5"],
+    ["gaps", "--ks", "0"],
+    ["gaps", "--time-limit", "0"],
     ["gap", "--jobs", "0"],
     ["branches", "--penalties", "l1"],
     ["branches", "--depth", "1"],
@@ -313,7 +316,7 @@ def _subparsers(parser):
 def test_every_option_and_subcommand_is_described():
     parser = cli.build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"gap", "speed", "hitting", "branches", "main"}
+    assert set(commands) == {"gap", "speed", "hitting", "branches", "gaps", "main"}
     for name, sub in [("duallinear", parser), *commands.items()]:
         assert sub.description, f"{name} has no description"
         for action in sub._actions:
@@ -439,3 +442,29 @@ def test_hitting_plot_one_panel_per_depth_distinct_styles(tmp_path, monkeypatch)
     for ax in fig.axes:
         styles = [(line.get_color(), line.get_marker()) for line in ax.get_lines()]
         assert len(styles) == 6 and len(set(styles)) == 6
+
+
+def _quick(command: str, out, capsys) -> str:
+    """Run ``duallinear COMMAND --quick`` into ``out``; its stdout (exit code 0 asserted)."""
+    assert cli.main([command, "--quick", "--out", str(out), "--no-progress"]) == 0
+    return capsys.readouterr().out
+
+
+def test_gaps_quick(tmp_path, capsys):
+    out = tmp_path / "gaps"
+    assert "proved non-zero duality gap" in _quick("gaps", out, capsys)
+    rows = _read_csv(out / "gaps.csv")
+    summary = _read_csv(out / "gaps-summary.csv")
+    assert len(rows) == sum(int(r["instances"]) for r in summary)
+    for r in summary:
+        assert int(r["zero"]) + int(r["gap"]) + int(r["undecided"]) == int(r["instances"])
+    _finite(rows, ["dual_value", "dual_upper", "primal_lower", "primal_upper", "smin_x"])
+    for r in rows:
+        assert float(r["dual_value"]) <= float(r["dual_upper"])
+        assert float(r["primal_lower"]) <= float(r["primal_upper"])
+        if r["verdict"] == "gap":
+            assert float(r["primal_lower"]) > float(r["dual_upper"])
+            assert r["dual_status"] == "duality_gap"
+    # The quick sweep contains the seeded instance of tests/test_gaps.py.
+    assert any(r["verdict"] == "gap" and r["seed"] == "123" for r in rows)
+    _check_png(out / "gaps.png")

@@ -11,7 +11,7 @@ MODULES = ["duallinear.problem", "duallinear.primal", "duallinear.dual", "dualli
            "duallinear.certificates", "duallinear.prox", "duallinear.distributed",
            "duallinear.branches",
            "duallinear._reduced", "duallinear._dr.settings", "duallinear._dr.anderson",
-           "duallinear.estimator"]
+           "duallinear.estimator", "duallinear.gaps", "duallinear._upper", "duallinear.survey"]
 
 
 @pytest.mark.parametrize("name", MODULES)

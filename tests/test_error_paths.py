@@ -367,6 +367,24 @@ ERROR_CASES: dict[str, list[Case]] = {
     "GapCurve": [
         (lambda: branches.GapCurve(branches=np.ones(1)), TypeError, "lower"),
     ],
+    "prove_gap": [
+        (lambda: dl.prove_gap(NOT_A_PROBLEM), TypeError, "problem"),
+        (lambda: dl.prove_gap(P, "dual"), TypeError, "dual"),
+        (lambda: dl.prove_gap(P, DUAL_OTHER), ValueError, "dual"),
+        (lambda: dl.prove_gap(P, DUAL, time_limit=0.0), ValueError, "time_limit"),
+        (lambda: dl.prove_gap(P, DUAL, time_limit="1"), TypeError, "time_limit"),
+        (lambda: dl.prove_gap(P, DUAL, rtol=-1.0), ValueError, "rtol"),
+        (lambda: dl.prove_gap(P, DUAL, zero_tol=float("nan")), ValueError, "zero_tol"),
+        (lambda: dl.prove_gap(P, DUAL, max_dimension=2.5), TypeError, "max_dimension"),
+        (lambda: dl.prove_gap(P, DUAL, max_dimension=-1), ValueError, "max_dimension"),
+        (lambda: dl.prove_gap(P, DUAL, progress="yes"), TypeError, "progress"),
+        (lambda: dl.prove_gap(P, DUAL, route="middle"), ValueError, "route"),
+    ],
+    "GapProof": [
+        (lambda: dl.GapProof(verdict="gap"), TypeError, "primal_lower"),
+        (lambda: setattr(dl.prove_gap(P, DUAL), "verdict", "gap"), FrozenInstanceError,
+         "verdict"),
+    ],
     # duallinear.prox
     "spectral_apply": [
         (lambda: prox.spectral_apply(None, np.sqrt), TypeError, "Z"),

@@ -9,10 +9,11 @@ values, and gamma from 0 to 1e12 times the value from which the zero network is 
 For every draw the properties checked are:
 
 * Douglas-Rachford reports ``converged=True``, and the weights rebuilt by
-  :func:`duallinear.recover` are certified to a relative gap <= 1e-7; or DR reports "stalled"
-  and the draw is a verified non-zero duality gap (:func:`verify_duality_gap`: the CVXPY SDP
-  finds DR's dual value, primal restarts do not beat the recovered weights, and the gap is
-  above 1e-5);
+  :func:`duallinear.recover` are certified to a relative gap <= 1e-7; or DR reports
+  "duality_gap" (or "stalled") and the draw is a verified non-zero duality gap
+  (:func:`verify_duality_gap`: the CVXPY SDP finds DR's dual value, inside DR's two-sided
+  interval; on small search spaces :func:`duallinear.prove_gap` proves the gap, elsewhere
+  primal restarts do not beat the recovered weights and the gap is above 1e-5);
 * :func:`duallinear.duality_gap` agrees with the recovery's own gap;
 * weak duality: the dual value of random (made feasible) dual points never exceeds the
   primal objective of random weights, nor of the recovered weights;

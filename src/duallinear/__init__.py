@@ -14,6 +14,7 @@ from . import branches, distributed, prox
 from .branches import solve
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import DRSettings, SDPSettings, solve_dual
+from .gaps import GapProof, prove_gap
 from .primal import end_to_end, gradient, objective, solve_primal
 from .problem import DeepLinearProblem
 from .recovery import Recovery, balanced_factors, recover, recover_weights
@@ -58,6 +59,8 @@ __all__ = [
     "closed_form",
     "solve",
     "branches",
+    "prove_gap",
+    "GapProof",
     "prox",
     "distributed",
     "PrimalResult",

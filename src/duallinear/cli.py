@@ -8,6 +8,7 @@ Subcommands (each writes raw results and a plot into an output folder that it pr
   optimum, as width, depth and gamma vary;
 * ``branches`` the duality gap and the hitting rate of local search against the number of
   branches, for both penalties (:mod:`duallinear.branch_sweep`).
+* ``gaps``     how often the duality gap is not zero on random small instances, with proofs.
 
 ``duallinear`` with no subcommand (and ``python -m duallinear``) runs the main job: one
 instance of the paper's setting solved both ways.
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                "interrupted), a PNG and run.json into its output folder. Details: "
                "duallinear COMMAND --help.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{gap,speed,hitting,branches,main}")
+    sub = parser.add_subparsers(dest="command", metavar="{gap,speed,hitting,branches,gaps,main}")
 
     g = sub.add_parser(
         "gap", help="primal vs dual vs recovered optimum over d (Figure 6, Table 3)",
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     branch_sweep.add_parser(sub, _common, _depths, _positive_int, _positive_float,
                             _nonneg_float)
+    _add_gaps_parser(sub)
 
     m = sub.add_parser(
         "main", help="the main job (also what runs without a command)",
@@ -581,6 +583,71 @@ def _run_hitting(args: argparse.Namespace, out: Path) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- gaps survey
+def _add_gaps_parser(sub) -> None:
+    g = sub.add_parser("gaps", help="how often the duality gap is not zero (random 3 x 3 "
+                                    "instances, proved or undecided)",
+                       description="Random 3 x 3 instances over gamma (as fractions of the "
+                                   "zero-network threshold), bottleneck and conditioning: "
+                                   "solve_dual's verdict and prove_gap's proof for each, with "
+                                   "proved / undecided counts; CSV, summary CSV and PNG.")
+    _common(g)
+    g.add_argument("--fracs", type=_float_list, default=[1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3],
+                   help="gamma as fractions of the zero-network threshold (default "
+                        "0.001,0.003,0.01,0.03,0.1,0.3)")
+    g.add_argument("--ks", type=_positive_ints, default=[1, 2],
+                   help="bottlenecks k (default 1,2)")
+    g.add_argument("--conds", type=_conds, default=[1.0, 10.0, 100.0, 1000.0],
+                   help="condition numbers of X (default 1,10,100,1000; 1 is whitened)")
+    g.add_argument("--seeds", type=_positive_int, default=100,
+                   help="instances per (k, cond, frac) (default 100)")
+    g.add_argument("--time-limit", type=_positive_float, default=20.0,
+                   help="seconds per proof (default 20)")
+
+
+def _conds(text: str) -> list[float]:
+    values = _float_list(text)
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"condition numbers must be >= 1, got {text!r}")
+    return values
+
+
+def _run_gaps(args: argparse.Namespace, out: Path) -> int:
+    from . import survey
+
+    if args.quick:
+        # 125 seeds at 1%: the sweep includes seed 123, which has a proved gap.
+        args.fracs, args.ks, args.conds, args.seeds = [0.01], [2], [100.0], 125
+    points = [dict(seed=s, k=k, cond=c, frac=f, time_limit=args.time_limit)
+              for k, c, f, s in itertools.product(args.ks, args.conds, args.fracs,
+                                                  range(args.seeds))]
+    with _progress(len(points), "gaps", args.no_progress) as bar:
+        rows = ex.sweep(survey.gap_row, points, n_jobs=args.jobs,
+                        callback=lambda _: bar.update())
+    summary = survey.summarise(rows)
+    _write_csv(out / "gaps.csv", rows)
+    _write_csv(out / "gaps-summary.csv", summary)
+    survey.plot(summary, out / "gaps.png")
+    print(f"{'k':>2} {'cond':>6} {'frac':>7} {'n':>4} {'zero':>5} {'gap':>4} {'undec.':>6} "
+          f"{'DR gap':>6} {'max proved':>10} {'max apparent':>12}")
+    for r in summary:
+        print(f"{r['k']:>2} {r['cond']:>6g} {r['frac']:>7g} {r['instances']:>4} {r['zero']:>5} "
+              f"{r['gap']:>4} {r['undecided']:>6} {r['dr_duality_gap']:>6} "
+              f"{r['max_proved_gap']:>10.1e} {r['max_apparent_gap']:>12.1e}")
+    total = len(rows)
+    gaps = sum(r["verdict"] == "gap" for r in rows)
+    undecided = sum(r["verdict"] == "undecided" for r in rows)
+    print(f"{gaps} of {total} instances with a proved non-zero duality gap, {undecided} "
+          f"undecided")
+    bad = [r for r in rows if r["verdict"] == "gap" and r["cond"] == 1.0]
+    print(f"wrote {out / 'gaps.csv'}, {out / 'gaps-summary.csv'} and {out / 'gaps.png'}")
+    if bad:
+        # Whitened X has a zero gap by theorem: a "gap" there is a bug.
+        print(f"FAILED: {len(bad)} whitened instance(s) reported with a gap", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main_job(d: int = 20, width: int = 10, gamma: float = 0.1, restarts: int = 10,
              seed: int = 0, stream=None) -> int:
     """Solve one instance of the paper's setting (H = 3, X = I, Gaussian Y) both ways."""
@@ -623,6 +690,7 @@ _NEEDS = {
     "hitting": [("tqdm", "duallinear hitting"), ("matplotlib", "duallinear hitting")],
     "speed": [("tqdm", "duallinear speed"), ("matplotlib", "duallinear speed"),
               ("cvxpy", "duallinear speed (the CVXPY/SCS timings)")],
+    "gaps": [("tqdm", "duallinear gaps"), ("matplotlib", "duallinear gaps")],
     "branches": [("tqdm", "duallinear branches"), ("matplotlib", "duallinear branches"),
                  ("joblib", "duallinear branches")],
 }
@@ -659,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"output folder: {out}")
     run = {"gap": _run_gap, "speed": _run_speed, "hitting": _run_hitting,
+           "gaps": _run_gaps,
            "branches": lambda a, o: branch_sweep.run(a, o, write_csv=_write_csv,
                                                      progress=_progress)}[args.command]
     try:

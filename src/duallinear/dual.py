@@ -102,7 +102,12 @@ def solve_dual(
     -------
     DualResult
         ``value`` is always the dual objective at a feasible point, hence a valid lower bound
-        on the primal optimum even when ``converged`` is False.
+        on the primal optimum even when ``converged`` is False; ``dual_upper`` bounds the dual
+        optimum from above (``value <= D* <= dual_upper``). On general X without a
+        certificate by the 10th iteration, DR bounds ``D*`` from both sides and stops with
+        status ``"duality_gap"`` once the interval meets ``tol`` while the relaxed minimiser
+        has rank above ``k`` (``DRSettings(two_sided=False)``: run to a stall instead);
+        :func:`duallinear.prove_gap` proves such a gap on small instances.
 
     Notes
     -----
@@ -187,11 +192,15 @@ def solve_dual(
         diagnostics=out.diagnostics, float_value=out.lower * red.a**2,
         rounding=(rnd.first * red.a**2, (rnd.dual_second + arithmetic) * red.a**2),
         fingerprint=problem.fingerprint,
+        # D* of the data as given: the float64 bound plus the primal side's rounding margin.
+        dual_upper=(out.dual_upper + rnd.first + rnd.primal_second + arithmetic) * red.a**2,
     )
     if not result.converged:
+        what = ("stopped on a duality gap" if result.status == "duality_gap"
+                else "did not converge")
         category = ConditioningWarning if status == "ill_conditioned" else ConvergenceWarning
-        warnings.warn(f"solve_dual({method!r}) did not converge: {result.message}",
-                      category, stacklevel=2)
+        warnings.warn(f"solve_dual({method!r}) {what}: {result.message}", category,
+                      stacklevel=2)
     return result
 
 

@@ -133,6 +133,13 @@ class DualDiagnostics:
         Gram matrix, and by a full SVD (general X).
     schedule_pairs : int
         (step, scaling) pairs of the DR schedule used: 1 plus the restarts after stalls.
+    two_sided_from : int
+        Iteration from which DR also bounded the dual optimum from above (0: never; see
+        ``DualResult.dual_upper``).
+    relaxed_rank : int
+        Rank of the relaxed minimiser behind ``DualResult.dual_upper`` (its singular values
+        above 1e-4 of the largest; -1 if not evaluated). Above the bottleneck ``k`` it is the
+        rank signal: the convex relaxation is not tight at that point.
     """
 
     refine_attempts: int = 0
@@ -143,6 +150,8 @@ class DualDiagnostics:
     maps_gram: int = 0
     maps_svd: int = 0
     schedule_pairs: int = 0
+    two_sided_from: int = 0
+    relaxed_rank: int = -1
 
     def __repr__(self) -> str:
         # Only what the solver did: fields at their defaults (nothing counted) are left out.
@@ -182,7 +191,9 @@ class DualResult:
         for the data as given: the float64 gap plus the second-order rounding term (the
         first-order shift moves both bounds alike and cancels in the gap of the pair).
     status : str
-        ``"converged"``, ``"max_iter"``, ``"stalled"`` for DR; the solver's status for CVXPY.
+        ``"converged"``, ``"max_iter"``, ``"stalled"`` or ``"duality_gap"`` (the dual optimum
+        pinned to ``tol`` from both sides while the relaxed minimiser has rank above k: see
+        :func:`duallinear.prove_gap`) for DR; the solver's status for CVXPY.
     residuals : ndarray
         DR: relative fixed-point residual ``||z_{j+1} - z_j|| / max(||z_j||, 1)`` per
         iteration (in normalised units). Empty for CVXPY.
@@ -205,6 +216,14 @@ class DualResult:
         ``DeepLinearProblem.fingerprint`` of the problem solved; ``recover`` and
         ``duality_gap`` reject a dual whose fingerprint is another problem's ("" skips that
         check, for a result built by hand).
+    dual_upper : float
+        An upper bound on the dual optimum: ``value <= D* <= dual_upper``. It is the relaxed
+        primal ``U(N) = 1/2||Y||^2 + 1/2||N||_(k)*^2 - <N, A> + rho ||N diag(s)^-1||_*``
+        (``||.||_(k)*`` the spectral k-support norm) at an explicit ``N``, or ``upper_bound``
+        when that is lower (a primal value bounds ``D*`` too). ``dual_upper - value`` is how
+        well ``D*`` is known even where the duality gap is not zero (``docs/math.md``). Like
+        ``value`` it holds for the data as given (raised by the rounding margin;
+        :func:`duallinear.prove_gap` adds its own allowance before it calls a gap proved).
     """
 
     method: str
@@ -224,6 +243,7 @@ class DualResult:
     float_value: float = float("nan")
     rounding: tuple[float, float] = (0.0, 0.0)
     fingerprint: str = ""
+    dual_upper: float = float("inf")
 
     def __repr__(self) -> str:
         return summary(self, ("method", "status", "converged"))

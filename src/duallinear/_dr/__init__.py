@@ -6,6 +6,7 @@
 * :mod:`.refine` - a certificate through a local primal refinement;
 * :mod:`.anderson` - generic type-II Anderson acceleration;
 * :mod:`.outcome` - the status table and the outcome record;
+* :mod:`.twosided` - bounds on the dual optimum from both sides, and the early decision;
 * :mod:`.sdp` - the CVXPY reference path.
 """
 
@@ -20,6 +21,7 @@ from .outcome import Outcome, finish
 from .product import solve_product
 from .sdp import check_solver, solve_sdp
 from .settings import DRSettings, SDPSettings
+from .twosided import with_dual_upper
 from .whitened import solve_whitened
 
 #: A normalised ``rho`` (``rho / (||A||_op s_max)``) at or below which the dual is solved by
@@ -32,9 +34,15 @@ __all__ = ["NEGLIGIBLE_RHO", "DRSettings", "SDPSettings", "check_solver", "solve
 
 def solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whitened: bool,
              callback: Callable[[int, float], object] | None = None) -> Outcome:
-    """The dual by Douglas-Rachford, after the two cases that need no iteration.
+    """The dual by Douglas-Rachford, after the two cases that need no iteration, with an upper
+    bound on the dual optimum (``Outcome.dual_upper``).
 
     ``callback(iteration, gap)`` is called with every entry of the outcome's ``gaps``."""
+    return with_dual_upper(_solve_dr(red, tol, max_iter, settings, whitened, callback), red)
+
+
+def _solve_dr(red: Reduced, tol: float, max_iter: int, settings: DRSettings, whitened: bool,
+              callback: Callable[[int, float], object] | None = None) -> Outcome:
     partial = settings.uses_partial(min(red.A.shape))
     if red.rho == 0.0:
         # gamma = 0: Gamma = 0 is the only feasible point (reduced-rank regression).

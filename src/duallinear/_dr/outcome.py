@@ -34,6 +34,12 @@ MESSAGES = {
                         "regression) is certified only to relative gap {gap:.2e} > tol {tol:.1e}",
     "max_iter": "reached max_iter={max_iter} with certified relative gap {gap:.2e} > tol "
                 "{tol:.1e}",
+    "duality_gap": "the dual optimum is pinned to relative width {width:.1e} <= tol {tol:.1e} "
+                   "after {iterations} iterations (dual_upper bounds it from above), but the "
+                   "minimiser of the relaxed primal found there has rank {rank} > k = {k}: "
+                   "the relaxation is not tight at it, a non-zero duality gap is indicated, "
+                   "and the weights recovered by truncation are certified only to relative "
+                   "gap {gap:.2e}; duallinear.prove_gap proves the gap on small instances",
 }
 
 
@@ -75,6 +81,8 @@ class Outcome:
     residuals: list = field(default_factory=list)
     gaps: list = field(default_factory=list)
     diagnostics: DualDiagnostics = field(default_factory=DualDiagnostics)
+    #: An upper bound on the dual optimum (``inf``: not evaluated; see :mod:`.twosided`).
+    dual_upper: float = float("inf")
 
 
 #: Messages of statuses that can also end converged (then these replace "converged").
@@ -86,11 +94,12 @@ CONVERGED_MESSAGES = {
 
 
 def message(status: str, gap: float, tol: float, iterations: int, max_iter: int,
-            stall_residual: float, diagnostics: DualDiagnostics, origin: str = "") -> str:
+            stall_residual: float, diagnostics: DualDiagnostics, origin: str = "",
+            **extra: object) -> str:
     """The DR message for ``status`` (reached from ``origin``), with what the diagnostics
-    add."""
+    add (``extra``: the fields of the ``"duality_gap"`` template)."""
     text = MESSAGES[status].format(gap=gap, tol=tol, iterations=iterations, max_iter=max_iter,
-                                   stall_residual=stall_residual)
+                                   stall_residual=stall_residual, **extra)
     if status == "converged" and origin in CONVERGED_MESSAGES:
         text = CONVERGED_MESSAGES[origin].format(gap=gap, tol=tol)
     d = diagnostics
@@ -107,8 +116,10 @@ def message(status: str, gap: float, tol: float, iterations: int, max_iter: int,
 
 def finish(best: tuple[np.ndarray, float, float], status: str, iterations: int,
            residuals: list, gaps: list, tol: float, max_iter: int, red: Reduced,
-           stall_residual: float, diagnostics: DualDiagnostics | None = None) -> Outcome:
-    """The outcome at ``best = (Gamma, lower, upper)``: converged whenever its gap meets tol."""
+           stall_residual: float, diagnostics: DualDiagnostics | None = None,
+           dual_upper: float = float("inf"), **extra: object) -> Outcome:
+    """The outcome at ``best = (Gamma, lower, upper)``: converged whenever its gap meets tol
+    (``extra``: the fields of the ``"duality_gap"`` message)."""
     diagnostics = diagnostics or DualDiagnostics()
     Gamma, lower, upper = best
     gap = red.gap(upper, lower)
@@ -116,6 +127,7 @@ def finish(best: tuple[np.ndarray, float, float], status: str, iterations: int,
     origin = status
     if converged:
         status = "converged"
-    text = message(status, gap, tol, iterations, max_iter, stall_residual, diagnostics, origin)
+    text = message(status, gap, tol, iterations, max_iter, stall_residual, diagnostics, origin,
+                   **(extra if status == "duality_gap" else {}))
     return Outcome(Gamma, lower, upper, converged, iterations, status, text, residuals, gaps,
-                   diagnostics)
+                   diagnostics, dual_upper)

@@ -24,6 +24,7 @@ from .anderson import Anderson
 from .outcome import Best, Outcome, finish, met
 from .refine import refine
 from .settings import DRSettings
+from .twosided import Memo, TwoSided, warm_start
 
 __all__ = ["ProductSpace", "solve_product"]
 
@@ -54,6 +55,8 @@ class ProductSpace:
     leads: tuple[LeadingSVD, LeadingSVD] | None
     #: Where the routes of the spectral maps are counted.
     counts: _Counts
+    #: Where a map records its shadow and ball-side point when asked (two-sided bounds).
+    memo: Memo | None = None
 
     @property
     def ws(self) -> np.ndarray:
@@ -90,13 +93,27 @@ class ProductSpace:
         # Both maps move only leading triplets: prox_{t f}(vG) = vG + the change of
         # A - vG, and the ball projection of vP = vP - the change of vP.
         lead_f, lead_ball = self.leads if self.leads is not None else (None, None)
+        memo = self.memo if self.memo is not None and self.memo.want else None
+        moving: list[int] = []
+
+        def amount_f(sv: np.ndarray) -> np.ndarray:
+            change = sv - truncated(sv, k, t)
+            if memo is not None:
+                moving.append(int(np.count_nonzero(change)))
+            return change
+
+        change_f = self._change(red.A - vG, amount_f, lead_f, start=k)
+        if memo is not None:
+            memo.N, memo.moving, memo.Gamma = change_f / t, moving[-1], xG.copy()
         yG = vG
-        yG += self._change(red.A - vG, lambda sv: sv - truncated(sv, k, t), lead_f, start=k)
+        yG += change_f
         yP = vP
         if float(np.vdot(vP, vP)) > radius * radius:
             # (||vP||_F <= radius: no singular value exceeds it, nothing to project; always
             # so on the first iteration from zero.)
             yP -= self._change(vP, lambda sv: sv - ball(sv, radius), lead_ball)
+        if memo is not None:
+            memo.Phi = yP.copy()
         if out is None:
             out = np.empty_like(z)
         for i, (y, x) in enumerate(((yG, xG), (yP, xP))):
@@ -156,7 +173,8 @@ class _Certifier:
 def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                   partial: bool, callback: Callable[[int, float], object] | None = None
                   ) -> Outcome:
-    """Accelerated DR with restarts over the step schedule; stops on the certified gap.
+    """Accelerated DR with restarts over the step schedule; stops on the certified gap, or
+    with ``"duality_gap"`` on the two-sided interval (:mod:`.twosided`).
     ``callback(it, gap)`` sees every entry of ``gaps`` as it is added."""
     schedule = ((settings.step, settings.schedule[0][1]),) if settings.step else settings.schedule
     fraction = settings.partial_max_fraction
@@ -167,12 +185,36 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
     gram = min(red.A.shape) >= settings.gram_min_dim
     diag = DualDiagnostics(partial_svd=partial)
     pending = sorted(settings.refine_at) if settings.primal_refine else []
+    memo = Memo()
+    # The two-sided track: None until it starts (never with tol = 0, which asks for max_iter).
+    two: TwoSided | None = None
+    may_track = settings.two_sided and tol > 0.0
 
     def done(best: tuple[np.ndarray, float, float], status: str) -> Outcome:
         final = replace(diag, maps_leading=counts.leading, maps_gram=counts.gram,
-                        maps_svd=counts.svd, schedule_pairs=pairs)
+                        maps_svd=counts.svd, schedule_pairs=pairs,
+                        relaxed_rank=two.rank if two is not None else -1)
         return finish(best, status, it, residuals, gaps, tol, max_iter, red,
-                      settings.stall_residual, final)
+                      settings.stall_residual, final,
+                      dual_upper=two.upper if two is not None else float("inf"),
+                      width=two.width if two is not None else float("inf"),
+                      rank=two.rank if two is not None else -1, k=red.k)
+
+    def try_refine(point: np.ndarray) -> bool:
+        """A refinement from ``point``; True when it certified (``best`` is then its point)."""
+        nonlocal best, diag
+        diag = replace(diag, refine_attempts=diag.refine_attempts + 1)
+        attempt = refine(red, point, cert.top_k, cert, tol, settings)
+        if attempt is None:
+            return False
+        diag = replace(diag, refine_evaluations=diag.refine_evaluations + attempt.evaluations)
+        if attempt.best.better(best) is attempt.best:
+            best = attempt.best
+        if not met(best.gap, tol):
+            return False
+        diag = replace(diag, refine_route=attempt.route)
+        gaps.append(best.gap)
+        return True
 
     residuals: list[float] = []
     gaps = _Gaps(callback, lambda: it)
@@ -180,18 +222,29 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
     best: Best | None = None
     it, status, pairs = 0, "max_iter", 0
     every, window = settings.check_every, settings.stall_window
-    for index, (t, c) in enumerate(schedule):
+    queue = list(schedule)
+    start: np.ndarray | None = None  # a warm start for the next pair (two-sided track)
+    while queue:
+        t, c = queue.pop(0)
         pairs += 1
-        T = ProductSpace(red, t, c / red.rho, settings.relaxation, gram, leads, counts)
-        last = index == len(schedule) - 1
-        z = T.start(Gamma0)
-        accel = Anderson(settings.anderson_memory_for(z.size), z.size)
+        T = ProductSpace(red, t, c / red.rho, settings.relaxation, gram, leads, counts, memo)
+        last = not queue
+        z = T.start(Gamma0) if start is None else start
+        start = None
+        memory = settings.anderson_memory_for(z.size)
+        if two is not None and settings.two_sided_pair and z.size <= settings.anderson_large:
+            memory = settings.two_sided_memory  # (large iterates keep the small memory)
+        accel = Anderson(memory, z.size)
         # Four iterate-sized buffers, swapped rather than reallocated (see Anderson).
         Tz, f, z_next, plain = (np.empty_like(z) for _ in range(4))
         best_res, have_plain = np.inf, False
         since_improved = 0
+        switch = False
         while it < max_iter:
             it += 1
+            check_now = it % every == 0 or it == max_iter
+            memo.want = (two is not None and check_now) or (
+                may_track and two is None and it >= settings.two_sided_from)
             T(z, out=Tz)
             np.subtract(Tz, z, out=f)
             res = float(np.linalg.norm(f))
@@ -206,25 +259,19 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
             accel.step(z.ravel(), f.ravel(), out=z_next.ravel())
             z, z_next = z_next, z
             refine_now = bool(pending) and it >= pending[0]
-            check_now = it % every == 0 or it == max_iter
-            current = T.graph(plain) if refine_now or check_now else None
+            current = T.graph(plain) if refine_now or (check_now and two is None) else None
             if refine_now:
                 # Before the regular check, which a certified refinement makes unnecessary.
                 while pending and pending[0] <= it:
                     pending.pop(0)
-                diag = replace(diag, refine_attempts=diag.refine_attempts + 1)
-                attempt = refine(red, current, cert.top_k, cert, tol, settings)
-                if attempt is not None:
-                    diag = replace(diag,
-                                   refine_evaluations=diag.refine_evaluations + attempt.evaluations)
-                    if attempt.best.better(best) is attempt.best:
-                        best = attempt.best
-                    if met(best.gap, tol):
-                        diag = replace(diag, refine_route=attempt.route)
-                        gaps.append(best.gap)
-                        return done((best.Gamma, best.lower, best.upper), "converged")
+                if try_refine(current):
+                    return done((best.Gamma, best.lower, best.upper), "converged")
             if check_now:
-                checked = cert.check(current)
+                # On the two-sided track the ball-side point is certified instead of the
+                # graph projection (its dual value converges faster), and U at the shadow
+                # bounds D* from above.
+                checked = two.update(memo, T.ws, cert) if two is not None else cert.check(
+                    current)
                 gaps.append(checked.gap)
                 if best is None or checked.gap < best.gap * 0.5:
                     since_improved = 0
@@ -233,6 +280,15 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                 best = checked.better(best)
                 if met(checked.gap, tol):
                     return done((best.Gamma, best.lower, best.upper), "converged")
+                if two is not None and met(two.width, tol) and two.not_tight():
+                    if pending:
+                        # The relaxed minimiser need not be unique: a refinement still due
+                        # is tried now, from this accurate point, before a gap is declared.
+                        pending.clear()
+                        if try_refine(T.graph(plain)):
+                            return done((best.Gamma, best.lower, best.upper), "converged")
+                    low = two.lower
+                    return done((low.Gamma, low.lower, low.upper), "duality_gap")
                 if since_improved >= window and (
                         not last or residuals[-1] < settings.stall_residual):
                     # No progress with this (t, w): the next one restarts from the best
@@ -243,12 +299,26 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                                 and best.gap > settings.stall_far * tol)
                     status = "stalled" if last or hopeless else status
                     break
+            if two is None and memo.want:
+                # No certificate by now: bound D* from both sides from here on, with the
+                # two-sided pair warm-started from this map's primal-dual pair.
+                two = TwoSided(red, settings.relaxed_drop)
+                diag = replace(diag, two_sided_from=it)
+                # (A step the caller chose is kept.)
+                pair = None if settings.step else settings.two_sided_pair
+                if pair is not None:
+                    ws = (pair[1] / red.rho) * red.s
+                    start = warm_start(memo.Gamma, memo.N, ws, pair[0])
+                    queue.insert(0, pair)
+                    switch = True
+                    break
             if residuals[-1] < settings.residual_floor:
                 status = "stalled" if last else status
                 break
         if it >= max_iter or status == "stalled":
             break
-        Gamma0 = best.Gamma if best is not None else T.graph(z)
+        if not switch:
+            Gamma0 = best.Gamma if best is not None else T.graph(z)
     if best is None:
         point = red.certify(Gamma0)
     elif partial:
@@ -262,4 +332,7 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
         final = cert(T.graph(plain))
         if final[1] > point[1]:
             point = final
+    if two is not None and two.lower is not None and two.lower.lower > point[1]:
+        low = two.lower
+        point = (low.Gamma, low.lower, low.upper)
     return done(point, status)

@@ -13,6 +13,7 @@ from .._optional import require
 from .._reduced import Reduced
 from .outcome import Outcome
 from .settings import SDPSettings
+from .twosided import with_dual_upper
 
 __all__ = ["check_solver", "solve_sdp"]
 
@@ -82,4 +83,5 @@ def solve_sdp(red: Reduced, tol: float, settings: SDPSettings) -> Outcome:
     if solved and not converged:
         message += (f" exceeds {needed:.0e}: the solver's accuracy is not enough for this "
                     "instance (its optimum is small against 1/2 ||Y||^2?)")
-    return Outcome(G, lower, upper, converged, iterations, status, message)
+    return with_dual_upper(Outcome(G, lower, upper, converged, iterations, status, message),
+                           red)
