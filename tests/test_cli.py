@@ -355,10 +355,14 @@ def test_sigint_keeps_the_finished_rows(tmp_path):
     import time
 
     out = tmp_path / "sig"
+    # A process started in the background of a non-interactive shell (as CI may run this
+    # suite) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: give
+    # the child the default disposition, as a terminal would.
     proc = subprocess.Popen(
         [sys.executable, "-m", "duallinear", "gap", "--sizes", ",".join(["6"] * 400),
          "--restarts", "1", "--out", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
