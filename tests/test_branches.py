@@ -195,7 +195,9 @@ def test_weight_decay_bounds_against_brute_force(seed) -> None:
     assert sol.upper >= truth * (1 - 1e-9)
     assert sol.upper <= truth * (1 + 1e-9)
     # The bound is at least as good as each family it combines (the chord bound too).
-    assert bound.value >= max(bound.chord, bound.comparison)
+    # (Up to rounding: the combined bound and the comparison one can be the same number
+    # computed two ways, seen 2 ulps apart with numpy 1.26.)
+    assert bound.value >= max(bound.chord, bound.comparison) * (1 - 1e-14)
     assert (truth - sol.lower) / truth <= 0.05
 
 

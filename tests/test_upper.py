@@ -44,7 +44,9 @@ def _variational(w: np.ndarray, k: int) -> float:
     return float(np.sum(w[nz] ** 2 / theta[nz]))
 
 
-@given(st.lists(st.floats(0.0, 10.0), min_size=1, max_size=9), st.integers(1, 6))
+# (Subnormal entries excluded: the bisection oracle divides them by each other, 0/0.)
+@given(st.lists(st.floats(0.0, 10.0, allow_subnormal=False), min_size=1, max_size=9),
+       st.integers(1, 6))
 def test_ksupport_matches_its_variational_form(values, k) -> None:
     w = np.sort(np.array(values))[::-1]
     ks = ksupport_sq(w, k)
