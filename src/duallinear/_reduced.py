@@ -16,7 +16,7 @@ s_max = 1``), where the solvers run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ __all__ = [
     "Reduced",
     "Rounding",
     "certify",
+    "certify_from",
     "dual_value",
     "make_feasible",
     "numerical_rank",
@@ -162,7 +163,14 @@ def certify(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, rho: float, k: int,
     """
     if A.size == 0:
         return 0.5 * residual_sq, 0.5 * residual_sq
-    U, sv, Vt = svd(A - Gamma)
+    return certify_from(A, Gamma, svd(A - Gamma), s, rho, k, residual_sq)
+
+
+def certify_from(A: np.ndarray, Gamma: np.ndarray,
+                 factors: tuple[np.ndarray, np.ndarray, np.ndarray], s: np.ndarray,
+                 rho: float, k: int, residual_sq: float) -> tuple[float, float]:
+    """:func:`certify` given ``factors``, the thin SVD of ``A - Gamma``."""
+    U, sv, Vt = factors
     lower = dual_value(A, Gamma, residual_sq, tail_sq(sv, k))
     return lower, truncation_value(A, U[:, :k], sv[:k], Vt[:k], s, rho, residual_sq)
 
@@ -204,6 +212,9 @@ class Reduced:
     drop_energy: float = 0.0
     #: ``problem.dropped_load / (a b)``.
     drop_load: float = 0.0
+    #: The last thin SVD of ``A - Gamma`` taken, with its ``Gamma`` (a copy): the
+    #: certificate at a point and the rounding bound there share one decomposition.
+    _last: list = field(default_factory=list, init=False, compare=False, repr=False)
 
     @classmethod
     def of(cls, problem: Any) -> Reduced:
@@ -229,9 +240,30 @@ class Reduced:
     def certify(self, Gamma: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Feasible version of ``Gamma``, its dual value and the recovered primal value."""
         Gamma = make_feasible(Gamma, self.s, self.rho)
-        lower, upper = certify(self.A, Gamma, self.s, self.rho, self.k, self.residual_sq)
+        if self.A.size == 0:
+            lower = upper = 0.5 * self.residual_sq
+        else:
+            lower, upper = certify_from(self.A, Gamma, self.factors(Gamma), self.s, self.rho,
+                                        self.k, self.residual_sq)
         # The zero network is always feasible for the primal: never report worse than it.
         return Gamma, lower, min(upper, self.zero_value)
+
+    def factors(self, Gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The thin SVD of ``A - Gamma``, reused when it is the last one taken."""
+        if self.knows(Gamma):
+            return self._last[1]
+        return self.remember(Gamma, svd(self.A - Gamma))
+
+    def knows(self, Gamma: np.ndarray) -> bool:
+        """Whether the thin SVD of ``A - Gamma`` is the one kept."""
+        return bool(self._last) and np.array_equal(self._last[0], Gamma)
+
+    def remember(self, Gamma: np.ndarray,
+                 factors: tuple[np.ndarray, np.ndarray, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keep ``factors`` (the thin SVD of ``A - Gamma``, known to a route) for reuse."""
+        self._last[:] = [np.array(Gamma, copy=True), factors]
+        return factors
 
     def certify_leading(self, Gamma: np.ndarray, lead: LeadingSVD
                         ) -> tuple[np.ndarray, float, float]:
@@ -299,13 +331,14 @@ class Reduced:
         (``docs/math.md``, rounding). Every term is ``inf`` when the smallest kept singular
         value of X is not resolved (within a few ``eps_x`` of the dropped ones). When bounds
         from norms alone (``upper``: the certified upper bound there) already fit in
-        ``budget``, they are returned without a decomposition (``M`` is then None).
+        ``budget``, they are returned without a decomposition (``M`` is then None), unless
+        the decomposition at ``Gamma`` is already at hand (:meth:`factors`).
         """
         eps, s, A, k = self.eps_x, self.s, self.A, self.k
         if eps == 0.0 or not s.size:
             return Rounding(0.0, 0.0, 0.0, np.zeros((A.shape[0], 0)))
         gap = float(s[-1]) - self.s_next - eps
-        if budget > 0.0 and gap > 2.0 * eps:
+        if budget > 0.0 and gap > 2.0 * eps and not self.knows(Gamma):
             # Bounds from norms alone first (no decomposition): with ||N||_F <= ||A - Gamma||_F,
             # ||M|| <= ||A - Gamma||_F / s_r, ||M X - Y||_F <= sqrt(2 upper), no cancellation.
             B = A - Gamma
@@ -317,10 +350,12 @@ class Reduced:
             second = 2.0 * top * kappa + 0.5 * kappa**2 + self._dropped_cost(top)
             if first + second + 0.5 * (m * eps) ** 2 <= budget:
                 return Rounding(first, second, 0.5 * (m * eps) ** 2, None)
-        U, sv, Vt = svd(A - Gamma)
-        N = (U[:, :k] * sv[:k]) @ Vt[:k]
+        U, sv, Vt = self.factors(Gamma)
+        Rk = sv[:k, None] * Vt[:k]
+        N = U[:, :k] @ Rk
         M = N / s  # N diag(s)^-1: the end-to-end map in the basis of X
-        m = op_norm(M)
+        # ||M||_op = ||Rk diag(s)^-1||_op (U_k has orthonormal columns); sv_1 / s for whitened X.
+        m = float(sv[0]) / float(s[0]) if s[0] == s[-1] and k else op_norm(Rk / s)
         fit = float(np.sqrt(float(np.sum((N - A) ** 2)) + self.residual_sq))
         first = m * fit * eps  # |<M^T R, Delta>| <= ||M||_2 ||R||_F ||Delta||_F
         primal_second = 0.5 * (m * eps) ** 2  # 1/2 ||M Delta||^2
@@ -414,8 +449,12 @@ def _basis_sensitivity(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, s_next: 
     ``c_j`` the norm of column j's coefficients. Directions closer than ``4 eps`` count as one
     cluster, whose internal rotations leave the (k) norm unchanged.
     """
-    col_A = np.sqrt(np.einsum("ij,ij->j", A, A))
     col_G = np.sqrt(np.einsum("ij,ij->j", Gamma, Gamma))
+    if s.size and float(s[0] - s[-1]) <= 4.0 * eps:
+        # One cluster (whitened X): no rotation between kept directions counts.
+        c = np.sqrt((col_G * 5.0 / (s - eps)) ** 2 + (residual / (s - s_next - eps)) ** 2)
+        return float(np.sqrt(2.0) * eps * float(np.max(c))), c
+    col_A = np.sqrt(np.einsum("ij,ij->j", A, A))
     col_GS = col_G * s
     worst = 0.0
     norms = np.empty(s.size)

@@ -72,5 +72,11 @@ def solve_whitened(red: Reduced, tol: float, max_iter: int, settings: DRSettings
             break
     g = np.clip(z, -radius, radius)
     lower, upper = certify(g)
-    return finish(((P * g) @ Qt, lower, upper), status, it, residuals, gaps, tol, max_iter, red,
+    Gamma = (P * g) @ Qt
+    # A - Gamma = P diag(alpha - g) Qt: its SVD is at hand, for the rounding bound.
+    b = alpha - g
+    order = np.argsort(-np.abs(b), kind="stable")
+    sign = np.where(b[order] < 0.0, -1.0, 1.0)
+    red.remember(Gamma, (P[:, order] * sign, np.abs(b[order]), Qt[order]))
+    return finish((Gamma, lower, upper), status, it, residuals, gaps, tol, max_iter, red,
                   settings.stall_residual)
