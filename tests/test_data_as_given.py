@@ -171,3 +171,26 @@ def test_hidden_widths_are_validated(hidden, error) -> None:
     X, Y = _data()
     with pytest.raises(error, match="hidden"):
         dl.DeepLinearProblem(X, Y, hidden, 0.1)
+
+
+def test_certifying_weights_reuses_the_dual_points_rounding_terms_only_for_that_point() -> None:
+    """solve_dual keeps the rounding terms at its Gamma so that recover/duality_gap need no
+    second SVD of A - Gamma; a copy of the result with another Gamma must not inherit them,
+    and the reused terms give the gap a fresh computation gives."""
+    import dataclasses
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((6, 5)) @ np.diag(np.logspace(0, -7, 5)) @ rng.standard_normal((5, 30))
+    problem = dl.DeepLinearProblem(X, rng.standard_normal((4, 30)), (3, 3), 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConvergenceWarning)
+        dual = dl.solve_dual(problem)
+    assert dual._rounding_detail is not None
+    weights = dl.recover_weights(problem, dual)
+    fresh = dataclasses.replace(dual)
+    assert fresh._rounding_detail is None
+    reused, recomputed = dl.duality_gap(problem, weights, dual), dl.duality_gap(problem, weights,
+                                                                                 fresh)
+    assert abs(reused - recomputed) <= 1e-12 * problem.zero_value
+    moved = dataclasses.replace(dual, Gamma=0.5 * dual.Gamma, Lambda=0.5 * dual.Lambda)
+    assert moved._rounding_detail is None

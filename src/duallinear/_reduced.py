@@ -428,7 +428,8 @@ class Reduced:
             Nhat = Mhat * self.s
             # ||M^T R - Mhat^T Rhat||_F, split into the row space of X and its complement.
             inner = M.T @ (N - self.A) - Mhat.T @ (Nhat - self.A)
-            outer = (op_norm(M - Mhat) + outside) * float(np.sqrt(self.residual_sq))
+            D = M - Mhat  # its Frobenius norm bounds the operator norm (no decomposition)
+            outer = (float(np.sqrt(np.vdot(D, D))) + outside) * float(np.sqrt(self.residual_sq))
             mismatch = float(np.sqrt(float(np.sum(inner * inner)) + outer**2)) * eps
         return own, rounding.dual_second + 0.5 * (m * eps) ** 2 + mismatch
 

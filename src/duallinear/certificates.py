@@ -17,7 +17,6 @@ from ._reduced import (
     PRUNE_LEVELS,
     Reduced,
     make_feasible,
-    op_norm,
     relative_gap,
     tail_sq,
 )
@@ -104,12 +103,16 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
     for W in weights[1:]:
         product = W @ product
     on_basis = product @ problem.U  # (dH, r)
-    outside = op_norm(product - on_basis @ problem.U.T) * red.b / red.a
+    off = product - on_basis @ problem.U.T  # ~0 unless X has fewer directions than d0
+    outside = float(np.sqrt(np.vdot(off, off))) * red.b / red.a  # >= its operator norm
     M = on_basis * (red.b / red.a)
     upper = dual.upper_bound / scale_of(red)
-    # Bounds from norms alone are taken when they stay below 1e-13 of the gap's denominator.
-    rounding = red.rounding(dual.Gamma / red.a, upper,
-                            1e-13 * max(abs(upper), GAP_FLOOR * red.zero_value))
+    rounding = dual._rounding_detail
+    if rounding is None:
+        # Bounds from norms alone are taken when they stay below 1e-13 of the gap's
+        # denominator.
+        rounding = red.rounding(dual.Gamma / red.a, upper,
+                                1e-13 * max(abs(upper), GAP_FLOOR * red.zero_value))
     own, pair = red.weights_rounding(rounding, M, M * red.s, outside)
     scale = red.a**2
     return value - dual.float_value + pair * scale, own * scale

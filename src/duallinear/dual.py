@@ -195,6 +195,8 @@ def solve_dual(
         # D* of the data as given: the float64 bound plus the primal side's rounding margin.
         dual_upper=(out.dual_upper + rnd.first + rnd.primal_second + arithmetic) * red.a**2,
     )
+    if rnd.M is not None:
+        object.__setattr__(result, "_rounding_detail", rnd)
     if not result.converged:
         what = ("stopped on a duality gap" if result.status == "duality_gap"
                 else "did not converge")

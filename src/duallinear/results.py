@@ -244,6 +244,11 @@ class DualResult:
     rounding: tuple[float, float] = (0.0, 0.0)
     fingerprint: str = ""
     dual_upper: float = float("inf")
+    #: The rounding terms at ``Gamma`` with the dual point's map (normalised units), kept by
+    #: :func:`duallinear.solve_dual` so that certifying weights against this point needs no
+    #: second decomposition; not an init argument, so a copy with another ``Gamma``
+    #: (``dataclasses.replace``) drops it.
+    _rounding_detail: object = field(default=None, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return summary(self, ("method", "status", "converged"))
