@@ -351,6 +351,7 @@ class Reduced:
             if first + second + 0.5 * (m * eps) ** 2 <= budget:
                 return Rounding(first, second, 0.5 * (m * eps) ** 2, None)
         U, sv, Vt = self.factors(Gamma)
+        self._last.clear()  # the last use: release the decomposition
         Rk = sv[:k, None] * Vt[:k]
         N = U[:, :k] @ Rk
         M = N / s  # N diag(s)^-1: the end-to-end map in the basis of X
