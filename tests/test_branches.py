@@ -328,3 +328,236 @@ def test_gap_curve_default_range_and_zero_from() -> None:
     curve = br.gap_curve(problem)
     assert curve.branches.tolist() == [1, 2] and curve.zero_from == 2
     assert math.isclose(curve.gap_upper[0], 0.5)
+
+
+# ------------------------------------------------------------------------- budget form
+def budget_problem(d, H, B, seed, k=1, penalty="frobenius", c=1.0, dH=None):
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((dH or d, d))
+    return dl.DeepLinearProblem(c * np.eye(d), Y, (k,) * (H - 1), 0.0, branches=B,
+                                penalty=penalty)
+
+
+def allocation_brute_force(a, beta, p, n=200001, rng=None):
+    """``min sum 1/2 (x_j - a_j)^2`` s.t. ``sum x_j^p <= beta`` by searching over how the
+    budget is shared: given a share ``u_j`` the best ``x_j`` is ``min(a_j, u_j^(1/p))``.
+    Exact grid for two values, random shares for more (an upper bound either way)."""
+    if a.size == 1:
+        x = min(a[0], beta ** (1 / p))
+        return 0.5 * (x - a[0]) ** 2
+    if a.size == 2:
+        u = np.linspace(0.0, beta, n)[:, None] * np.array([1.0, -1.0]) + np.array([0.0, beta])
+    else:
+        rng = rng or np.random.default_rng(0)
+        u = beta * np.vstack([rng.dirichlet(np.full(a.size, 0.3), n // 2),
+                              rng.dirichlet(np.ones(a.size), n // 2)])
+    x = np.minimum(np.maximum(u, 0.0) ** (1 / p), a)
+    return float(np.min(0.5 * np.sum((x - a) ** 2, axis=1)))
+
+
+def budget_local_search(problem, budget, restarts, seed):
+    """Best of L-BFGS restarts on the network's weights on the sphere of the budget: the
+    weights are ``sqrt(budget) theta / ||theta||`` (the budget is spent at the optimum when
+    the unconstrained fit costs more)."""
+    from scipy.optimize import minimize
+
+    loss_problem = problem.with_gamma(0.0)
+    shapes = problem.weight_shapes
+    sizes = [int(np.prod(s)) for s in shapes]
+    B = problem.branches
+
+    def unpack(theta):
+        W = np.sqrt(budget) * theta / np.linalg.norm(theta)
+        parts, i = [], 0
+        for _ in range(B):
+            chain = []
+            for shape, size in zip(shapes, sizes, strict=True):
+                chain.append(W[i:i + size].reshape(shape))
+                i += size
+            parts.append(chain)
+        return parts if B > 1 else parts[0]
+
+    def fun(theta):
+        weights = unpack(theta)
+        grads = dl.gradient(loss_problem, weights)
+        flat = np.concatenate([g.ravel() for g in (sum(grads, []) if B > 1 else grads)])
+        norm = np.linalg.norm(theta)
+        unit = theta / norm
+        g = np.sqrt(budget) / norm * (flat - np.dot(flat, unit) * unit)
+        return dl.objective(loss_problem, weights), g
+
+    rng = np.random.default_rng(seed)
+    best = math.inf
+    for _ in range(restarts):
+        res = minimize(fun, rng.standard_normal(B * sum(sizes)), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 5000, "gtol": 1e-12, "ftol": 1e-15})
+        best = min(best, float(res.fun))
+    return best
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=st.lists(st.floats(0.05, 5.0), min_size=1, max_size=3), H=st.integers(3, 6),
+       share=st.floats(0.02, 1.2))
+def test_budget_primal_is_the_minimum_over_shares(a, H, share) -> None:
+    a = np.sort(np.array(a))[::-1]
+    p = 2.0 / H
+    beta = share * float(np.sum(a**p))
+    value, x = br._budget_primal(a, beta, p)
+    assert np.all(x >= 0) and float(np.sum(x**p)) <= beta * (1 + 1e-14)
+    assert value == pytest.approx(0.5 * float(np.sum((x - a) ** 2)), rel=1e-14, abs=1e-300)
+    truth = allocation_brute_force(a, beta, p)
+    # The search is an upper bound; with two values its grid is fine enough for 1e-7.
+    assert value <= truth + 1e-12 * max(1.0, truth)
+    if a.size <= 2:
+        assert value >= truth - 1e-7 * max(1.0, float(np.dot(a, a)))
+
+
+@pytest.mark.parametrize(("H", "B", "frac"), [(3, 1, 0.3), (3, 2, 0.3), (4, 2, 0.5),
+                                              (3, 3, 0.15)])
+def test_budget_form_against_restarts_on_the_network(H, B, frac) -> None:
+    problem = budget_problem(3, H, B, seed=40 + H + B)
+    sigma = np.linalg.svd(problem.Y, compute_uv=False)
+    budget = frac * H * float(np.sum(sigma[:B] ** (2.0 / H)))  # below the rank-B fit's cost
+    sol = dl.budget_form(problem, budget)
+    assert sol.spent <= budget * (1 + 1e-12)
+    # The weights attain the value, and no restart on the network finds less.
+    assert rel_diff(dl.objective(problem.with_gamma(0.0), sol.weights), sol.value) <= 1e-12
+    found = budget_local_search(problem, budget, restarts=12, seed=H + B)
+    assert found >= sol.value * (1 - 1e-9)
+    assert rel_diff(found, sol.value) <= 1e-6
+
+
+def test_budget_dual_is_the_weight_decay_optimum_minus_the_budget() -> None:
+    # g(lam) from an independent route: whitened_optimum of the weight-decay problem.
+    problem = budget_problem(5, 3, 2, seed=3)
+    budget = 2.0
+    sol = dl.budget_form(problem, budget)
+    lam = np.concatenate([np.geomspace(1e-3, 10.0, 60), [sol.multiplier]])
+    g = np.array([br.whitened_optimum(problem.with_gamma(v))[0] - v * budget for v in lam])
+    assert np.all(g <= sol.dual_value + 1e-12 * sol.value)
+    assert rel_diff(g[-1], sol.dual_value) <= 1e-12
+    assert np.max(g) >= sol.dual_value - 1e-9 * sol.value
+    # g is concave (a minimum of affine functions of lam): on an even grid its second
+    # differences are <= 0.
+    even = np.linspace(0.0, 3.0 * sol.multiplier, 61)
+    g_even = [br.whitened_optimum(problem.with_gamma(v))[0] - v * budget for v in even]
+    assert np.all(np.diff(g_even, 2) <= 1e-12 * sol.value)
+    assert sol.dual_value < sol.value  # H = 3 with two branches: a gap on this instance
+
+
+@st.composite
+def budget_instances(draw):
+    d = draw(st.integers(1, 4))
+    dH = draw(st.integers(1, 4))
+    H = draw(st.integers(2, 5))
+    B = draw(st.integers(1, 3))
+    k = draw(st.integers(1, 2))
+    penalty = draw(st.sampled_from(["frobenius", "frobenius", "schatten"]))
+    c = draw(st.sampled_from([1.0, 0.3, 4.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    share = draw(st.floats(0.01, 1.5))
+    problem = budget_problem(d, H, B, seed, k=k, penalty=penalty, c=c, dH=dH)
+    p = 1.0 if penalty == "schatten" else 2.0 / H
+    sigma = np.linalg.svd(problem.A, compute_uv=False)[:problem.K]
+    return problem, share * H * c ** (-p) * max(float(np.sum(sigma**p)), 1e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=budget_instances(), seed=st.integers(0, 1000))
+def test_budget_weak_duality_and_the_gap_bound(case, seed) -> None:
+    problem, budget = case
+    sol = dl.budget_form(problem, budget)
+    scale = max(sol.value, 1e-300)
+    assert sol.dual_value <= sol.value
+    assert sol.value - sol.dual_value <= sol.gap_bound + 1e-10 * max(1.0, sol.value)
+    assert sol.spent <= budget * (1 + 1e-12)
+    # Weak duality at any multiplier, and the value below random feasible weights.
+    rng = np.random.default_rng(seed)
+    lam = float(rng.exponential(1.0))
+    assert (br.whitened_optimum(problem.with_gamma(lam))[0] - lam * budget
+            <= sol.value + 1e-12 * scale)
+    loss = problem.with_gamma(0.0)
+    for _ in range(3):
+        W = [[rng.standard_normal(s) for s in problem.weight_shapes]
+             for _ in range(problem.branches)]
+        spent = br._spent(problem, W if problem.branches > 1 else W[0])
+        factor = (budget / spent) ** (1.0 / (problem.depth if problem.is_schatten else 2.0))
+        W = [[w * factor for w in chain] for chain in W]
+        W = W if problem.branches > 1 else W[0]
+        assert dl.objective(loss, W) >= sol.value * (1 - 1e-12)
+    if problem.is_schatten or problem.depth == 2:
+        # p = 1: the per-value problems are convex, the dual is tight.
+        assert sol.relative_gap <= 1e-9, sol.message
+
+
+def test_budget_nonconvexity_constant_against_a_dense_hull() -> None:
+    tau = np.linspace(0.0, 1.0, 400001)
+    for H in (3, 4, 5):
+        psi = 0.5 * (1.0 - tau ** (H / 2.0)) ** 2
+        # The hull leaves (0, 1/2) along the lowest chord, then follows psi (convex there).
+        slopes = (psi[1:] - 0.5) / tau[1:]
+        i = int(np.argmin(slopes)) + 1
+        hull = np.where(tau <= tau[i], 0.5 + slopes[i - 1] * tau, psi)
+        assert np.all(hull <= psi + 1e-15)
+        expected = float(np.max(psi - hull))
+        assert br._nonconvexity(2.0 / H) == pytest.approx(expected, rel=1e-6)
+    assert br._nonconvexity(1.0) == 0.0
+
+
+def test_budget_gap_bound_is_nearly_attained() -> None:
+    # Two equal-cost ways to spend a small budget on one value: the bound is tight to 1%.
+    problem = dl.DeepLinearProblem(np.eye(2), np.diag([2.0, 1.0]), (1, 1), 0.0,
+                                   penalty="frobenius", branches=2)
+    sol = dl.budget_form(problem, 1.0)
+    assert 0.99 * sol.gap_bound <= sol.value - sol.dual_value <= sol.gap_bound
+
+
+def test_budget_gap_against_the_number_of_branches() -> None:
+    # The gap is not monotone in B for linear branches: at B = 1 the one value's problem is
+    # in its convex part, at B = 2 the dual mixes two values. From B k >= rank on, nothing
+    # changes (both the primal and the dual only see the top B k values).
+    Y = np.diag([2.0, 1.5, 0.5])
+    gaps, values = [], []
+    for B in (1, 2, 3, 4):
+        problem = dl.DeepLinearProblem(np.eye(3), Y, (1, 1), 0.0, penalty="frobenius",
+                                       branches=B)
+        sol = dl.budget_form(problem, 4.5)
+        gaps.append(sol.value - sol.dual_value)
+        values.append(sol.value)
+        assert gaps[-1] <= sol.gap_bound + 1e-12
+    assert np.all(np.diff(values) <= 1e-15)  # the optimum does not increase with B
+    assert gaps[0] <= 1e-12 < 1e-2 < gaps[1]
+    assert gaps[3] == pytest.approx(gaps[2], abs=1e-14)
+
+
+def test_budget_form_inputs() -> None:
+    problem = budget_problem(3, 3, 1, seed=0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="budget"):
+            dl.budget_form(problem, bad)
+    with pytest.raises(TypeError, match="budget"):
+        dl.budget_form(problem, "1")
+    gaussian_x = dl.DeepLinearProblem(*gaussian(3, 2, 5, seed=0), (1, 1), 0.0,
+                                      penalty="frobenius")
+    with pytest.raises(ValueError, match="whitened"):
+        dl.budget_form(gaussian_x, 1.0)
+    # A budget larger than the fit's cost: the rank-K least-squares fit, no gap.
+    sol = dl.budget_form(problem, 1e6)
+    sigma = np.linalg.svd(problem.Y, compute_uv=False)
+    assert rel_diff(sol.value, 0.5 * float(np.sum(sigma[1:] ** 2))) <= 1e-12
+    assert sol.relative_gap <= 1e-12
+
+
+def test_budget_primal_on_many_pairs() -> None:
+    # Two values, where the search over shares is exact to its grid: about half of these
+    # optima have the smaller value on the smaller root of its stationarity equation.
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        H = int(rng.integers(3, 7))
+        p = 2.0 / H
+        a = np.sort(rng.uniform(0.05, 5.0, 2) * rng.choice([1.0, 0.1], 2))[::-1]
+        beta = rng.uniform(0.01, 1.0) * float(np.sum(a**p))
+        value, _ = br._budget_primal(a, beta, p)
+        truth = allocation_brute_force(a, beta, p, n=20001)
+        assert value <= truth + 1e-12 * max(1.0, truth)
+        assert value >= truth - 1e-5 * float(np.dot(a, a))
