@@ -68,7 +68,7 @@ __all__ = [
 BUDGET_GOLDEN_STEPS = 80
 #: Points of the grid on which the branch of KKT points of the budget form with one value on
 #: its smaller root is scanned for sign changes (then bisected). On 2000 random instances
-#: (K <= 6, H = 3..6; /tmp prototype, see the tests) 400 points gave the value of a 16x finer
+#: (K <= 6, H = 3..6, measured with a one-off script) 400 points gave the value of a 16x finer
 #: grid on every one, 3 points missed it on 24; about half of those optima had one value on
 #: its smaller root.
 BUDGET_KKT_GRID = 400
