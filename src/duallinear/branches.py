@@ -1011,11 +1011,11 @@ def _budget_dual(a: np.ndarray, beta: float, p: float) -> tuple[float, float]:
 def budget_gap_bound(problem: DeepLinearProblem) -> float:
     """A bound on the duality gap of :func:`budget_form`, valid for every budget.
 
-    Returns ``rho_p a_1^2``, with ``a_1`` the largest singular value of ``A`` and ``rho_p = sup (psi - conv psi)`` for ``psi(tau) = 1/2 (1 -
-    tau^(1/p))_+^2``, ``p = 2/H`` (weight decay) or 1 (Schatten, where it is 0): the problem
-    splits into one scalar problem per singular value, all sharing the budget, and at most one
-    of them needs its convex envelope (``docs/math.md``, budget form). ``rho_p`` is 0.0337 at
-    ``H = 3`` and 0.0774 at ``H = 4``.
+    Returns ``rho_p a_1^2``, with ``a_1`` the largest singular value of ``A`` and
+    ``rho_p = sup (psi - conv psi)`` for ``psi(tau) = 1/2 (1 - tau^(1/p))_+^2``, ``p = 2/H``
+    (weight decay) or 1 (Schatten, where it is 0): the problem splits into one scalar problem
+    per singular value, all sharing the budget, and at most one of them needs its convex
+    envelope (``docs/math.md``, budget form). ``rho_p`` is 0.0337 at ``H = 3`` and 0.0774 at ``H = 4``.
 
     Examples
     --------
