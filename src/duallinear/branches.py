@@ -1015,7 +1015,8 @@ def budget_gap_bound(problem: DeepLinearProblem) -> float:
     ``rho_p = sup (psi - conv psi)`` for ``psi(tau) = 1/2 (1 - tau^(1/p))_+^2``, ``p = 2/H``
     (weight decay) or 1 (Schatten, where it is 0): the problem splits into one scalar problem
     per singular value, all sharing the budget, and at most one of them needs its convex
-    envelope (``docs/math.md``, budget form). ``rho_p`` is 0.0337 at ``H = 3`` and 0.0774 at ``H = 4``.
+    envelope (``docs/math.md``, budget form). ``rho_p`` is 0.0337 at ``H = 3`` and 0.0774 at
+    ``H = 4``.
 
     Examples
     --------
