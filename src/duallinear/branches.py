@@ -108,6 +108,10 @@ class Solution:
         ``branches * k``, the rank bound on the end-to-end matrix.
     time : float
         Wall-clock seconds.
+    rounding : float
+        How much ``lower`` was lowered so that it holds for X as given, not only for the
+        float64 reduction of X (``docs/math.md``, rounding on the weight-decay routes); 0
+        where ``lower`` comes from :func:`~duallinear.solve_dual`, which applies its own.
     """
 
     lower: float
@@ -120,6 +124,7 @@ class Solution:
     message: str
     K: int
     time: float
+    rounding: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,11 @@ class LowerBound:
         (:func:`singular_value_bound`).
     chord, comparison, combined : float
         The chord bound (``theta = 1``), the comparison with whitened data (``theta = 0``)
-        and the best combination of the two (``docs/math.md``); NaN where not computed
-        (whitened X, where ``value`` is the exact optimum).
+        and the best combination of the two (``docs/math.md``), for the reduced data; NaN
+        where not computed (whitened X, where ``value`` is the exact optimum).
+    rounding : float
+        ``value`` is the largest of them minus ``rounding``, the most the optimum for X as
+        given can lie below the one for the float64 reduction of X.
     """
 
     value: float
@@ -148,6 +156,7 @@ class LowerBound:
     chord: float
     comparison: float
     combined: float
+    rounding: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -372,6 +381,87 @@ def whitened_optimum(problem: DeepLinearProblem) -> tuple[float, np.ndarray]:
     return value, (U[:, :x.size] * x) @ Vt[:x.size]
 
 
+# ------------------------------------------------------------- the data as given (rounding)
+def _distance_to_reduced(problem: DeepLinearProblem, whitened: bool) -> float:
+    """``eps_x``: a bound on ``||X - X_hat||_F`` for the matrix ``X_hat`` the bound was
+    computed for: ``U diag(s) V^T`` (``problem.rounding``), or ``s_1 U V^T`` for the closed
+    forms of whitened X (``s`` is equal only to ``WHITENED_RTOL``)."""
+    eps = problem.rounding
+    if whitened and problem.rank:
+        eps += float(np.linalg.norm(problem.s - problem.s[0]))
+    return eps
+
+
+def _minimiser_norm_bound(problem: DeepLinearProblem, upper: float) -> float:
+    """``T_X >= ||M*||_2`` for every minimiser ``M*`` of the problem for X *as given*, whose
+    optimum is at most ``upper``; ``inf`` when nothing is known.
+
+    The penalty: ``rho sigma_1(M*)^p <= P* <= upper``. Stationarity (X of full rank, no
+    direction dropped): scaling the top triplet of ``M*`` gives
+    ``m_1 ||X^T v_1||^2 <= sigma_1(Y) ||X^T v_1|| - rho p m_1^(p-1)`` with ``v_1`` in the range
+    of X, so ``||X^T v_1||`` lies in ``[s_r - eps_x, s_1 + eps_x]`` (Weyl), and
+    ``m_1 <= max_z (sigma_1(Y) z - kappa) / z^2`` with ``kappa = rho p T^(p-1)`` for any valid
+    ``T``, as in :func:`singular_value_bound`.
+    """
+    p, rho, eps = _power(problem), problem.rho, problem.rounding
+    T = (upper / rho) ** (1.0 / p) if rho > 0 else math.inf
+    z_lo = float(problem.s[-1]) - eps if problem.rank else 0.0
+    if problem.dropped_singular_values.size or z_lo <= 0.0:
+        return T
+    z_hi = float(problem.s[0]) + eps
+    # sigma_1(Y) <= sigma_1(A) + ||Y - A V^T||_F, with a margin for the float64 values.
+    y1 = (float(svdvals(problem.A)[0]) + problem.residual) * (1.0 + 1e-12)
+    T = min(T, y1 / z_lo)
+    for _ in range(50):
+        kappa = rho * p * T ** (p - 1.0) if 0.0 < T < math.inf else 0.0
+        z = min(max(2.0 * kappa / y1, z_lo), z_hi) if y1 > 0 else z_lo
+        T_new = max(min(T, (y1 * z - kappa) / z**2), 0.0)
+        if T_new >= T * (1 - 1e-12):
+            break
+        T = T_new
+    return T
+
+
+def _rounding_margin(problem: DeepLinearProblem, upper: float, whitened: bool = False
+                     ) -> float:
+    """``delta`` with ``P*(X) >= P*(X_hat) - delta``: how far the optimum for X as given can
+    lie below the one of the reduced data (``docs/math.md``, budget form ... rounding).
+
+    At the minimiser ``M*`` for X, with ``R = M* X - Y`` (``||R|| <= sqrt(2 upper)``) and
+    ``Delta = X - X_hat``: ``P_X_hat(M*) = P_X(M*) - <R, M* Delta> + 1/2 ||M* Delta||^2``, so
+    ``P*(X_hat) <= P*(X) + T sqrt(2 upper) eps_x + 1/2 (T eps_x)^2`` with ``T >= ||M*||_2``.
+    """
+    eps = _distance_to_reduced(problem, whitened)
+    if eps == 0.0:
+        return 0.0
+    upper = min(upper, problem.zero_value) * (1.0 + 1e-12)
+    T = _minimiser_norm_bound(problem, upper)
+    if T == 0.0:
+        return 0.0
+    return T * math.sqrt(2.0 * upper) * eps + 0.5 * (T * eps) ** 2
+
+
+def _point_margin(problem: DeepLinearProblem, Mr: np.ndarray, whitened: bool = False
+                  ) -> float:
+    """``P_X(M) - P_X_hat(M) <= ||M||_2 ||M X_hat - Y||_F eps_x + 1/2 (||M||_2 eps_x)^2`` at a
+    known map ``M = Mr U^T`` (``Mr``: (dH, r)): what an upper bound computed on the reduced
+    data needs to hold for X as given."""
+    eps = _distance_to_reduced(problem, whitened)
+    if eps == 0.0 or not Mr.size:
+        return 0.0
+    m = float(svdvals(Mr)[0])
+    R = Mr * problem.s - problem.A
+    residual = math.sqrt(problem.residual_sq + float(np.sum(R * R)))
+    return m * residual * eps + 0.5 * (m * eps) ** 2
+
+
+def _lower_for_data(problem: DeepLinearProblem, lower: float, upper: float,
+                    whitened: bool = False) -> tuple[float, float]:
+    """``(lower - delta, delta)``, floored at the trivial bound 0."""
+    delta = _rounding_margin(problem, upper, whitened)
+    return max(lower - delta, 0.0), delta
+
+
 # -------------------------------------------------------------------------- the bounds
 def singular_value_bound(problem: DeepLinearProblem, upper: float | None = None) -> float:
     """A bound ``T >= sigma_1(M*)`` valid for every minimiser ``M*`` of the problem.
@@ -552,21 +642,25 @@ def weight_decay_lower_bound(problem: DeepLinearProblem, *, upper: float | None 
         upper = as_nonneg_scalar(upper, "upper")
     tol = as_nonneg_scalar(tol, "tol")
     T = singular_value_bound(problem, upper)
+    bound = problem.zero_value if upper is None else min(upper, problem.zero_value)
     if T == 0.0:
-        return LowerBound(problem.zero_value, "the zero network is the only stationary point "
-                          "(singular_value_bound = 0)", T, *(problem.zero_value,) * 3)
+        value, delta = _lower_for_data(problem, problem.zero_value, bound)
+        return LowerBound(value, "the zero network is the only stationary point "
+                          "(singular_value_bound = 0)", T, *(problem.zero_value,) * 3,
+                          rounding=delta)
     if problem.is_whitened:
-        value = whitened_optimum(problem)[0]
+        value, delta = _lower_for_data(problem, whitened_optimum(problem)[0], bound,
+                                       whitened=True)
         return LowerBound(value, "exact optimum for whitened X", T, math.nan, math.nan,
-                          math.nan)
+                          math.nan, rounding=delta)
     slope = problem.rho * T ** (_power(problem) - 1.0)
     points = _dual_points(problem, [slope * f for f in RHO_GRID], tol)
     chord, comparison, combined, route = _combined_bound(problem, T, points)
     if combined <= max(chord, comparison):
         route = (f"chord bound (T = {T:.4g})" if chord >= comparison else
                  "comparison with whitened data")
-    return LowerBound(min(combined, problem.zero_value), route, T, chord, comparison,
-                      combined)
+    value, delta = _lower_for_data(problem, min(combined, problem.zero_value), bound)
+    return LowerBound(value, route, T, chord, comparison, combined, rounding=delta)
 
 
 # ------------------------------------------------------------------------------ solve
@@ -614,22 +708,33 @@ def solve(problem: DeepLinearProblem, *, tol: float = 1e-9, restarts: int = 4,
     if seed is not None:
         seed = as_positive_int(seed, "seed", minimum=0)
     t0 = time.perf_counter()
+    delta = 0.0
     if problem.is_schatten or problem.gamma == 0.0:
         weights, lower, upper, lower_route, upper_route = _solve_chain(problem, tol)
+        reduced = lower
     elif problem.is_whitened:
-        value, N = whitened_optimum(problem)
+        reduced, N = whitened_optimum(problem)
         weights = _branch_weights(problem, N / problem.s)
-        lower, upper = value, objective(problem, weights)
+        upper = objective(problem, weights)
+        lower, delta = _lower_for_data(problem, reduced, upper, whitened=True)
         lower_route = "exact optimum for whitened X (per-singular-value problems)"
         upper_route = "balanced weights of that optimum"
     else:
-        weights, lower, upper, lower_route, upper_route = _solve_weight_decay(
+        weights, reduced, upper, lower_route, upper_route = _solve_weight_decay(
             problem, tol, restarts, seed)
+        lower, delta = _lower_for_data(problem, reduced, upper)
     gap = relative_gap(upper, lower, problem.zero_value)
     message = f"lower: {lower_route}; upper: {upper_route}; relative gap {gap:.2e}"
+    if delta > 0.0:
+        message += (f"; lower reduced by {delta:.2e} for rounding in the reduction of X "
+                    f"(||X - X_hat||_F <= {problem.rounding:.1e}, cond(X) = "
+                    f"{problem.condition_number:.1e})")
+        if gap > tol >= relative_gap(upper, min(reduced, upper), problem.zero_value):
+            message += ": that margin is what keeps the interval from exact"
     return Solution(lower=lower, upper=upper, weights=weights, exact=bool(gap <= tol),
                     relative_gap=gap, lower_route=lower_route, upper_route=upper_route,
-                    message=message, K=problem.K, time=time.perf_counter() - t0)
+                    message=message, K=problem.K, time=time.perf_counter() - t0,
+                    rounding=delta)
 
 
 def _quiet(func, *args, **kwargs):
@@ -686,6 +791,14 @@ def _solve_weight_decay(problem: DeepLinearProblem, tol: float, restarts: int,
     return weights, min(combined, problem.zero_value), upper, bound_route, route
 
 
+def _whitened_bounds(chain: DeepLinearProblem) -> tuple[float, float]:
+    """Bounds on the optimum of one Schatten chain on whitened X for X as given: the closed
+    form, lowered by the rounding margin and raised by the margin at its minimiser."""
+    value, N = closed_form(chain)
+    upper = value + _point_margin(chain, N / chain.s if chain.rank else N, whitened=True)
+    return max(value - _rounding_margin(chain, upper, whitened=True), 0.0), upper
+
+
 def _chain_bounds(chain: DeepLinearProblem, tol: float, max_iter: int) -> tuple[float, float]:
     """Certified bounds on the optimum of one Schatten chain from its dual (a top-level
     function so that joblib can ship it)."""
@@ -709,28 +822,39 @@ def output_coupled_dual(problem: DeepLinearProblem, *, tol: float = 1e-10) -> Co
     >>> from duallinear.branches import output_coupled_dual
     >>> p = dl.DeepLinearProblem(np.eye(3), np.diag([3.0, 2.0, 0.5]), (1,), 0.5)
     >>> d = output_coupled_dual(p)  # soft-threshold all three values by rho = 1
-    >>> round(d.lower, 10), d.rank
+    >>> round(float(d.lower), 10), d.rank
     (4.125, 2)
     """
     check_problem(problem)
     tol = as_nonneg_scalar(tol, "tol")
     if not (problem.is_schatten or problem.gamma == 0.0):
+        # The dual value is the least-squares optimum over X: 1/2 ||Y - A V^T||^2 for the
+        # reduction, within the rounding margins of the least-squares fit for X as given.
         c0 = 0.5 * problem.residual_sq
-        return CoupledDual(c0, c0, None, math.inf, True, True,
+        fit = problem.A / problem.s if problem.rank else problem.A
+        up = c0 + _point_margin(problem, fit)
+        lo = max(c0 - _rounding_margin(problem.with_gamma(0.0), up), 0.0)
+        return CoupledDual(lo, up, None, math.inf, True, True,
                            "vacuous: with weight decay at H >= 3 each branch's inner minimum "
                            "is -inf unless Lambda X^T = 0")
     convex = _schatten_chain(problem, k=min(problem.dH, problem.rank) or 1)
     if problem.is_whitened:
         lower, N = closed_form(convex)
+        # The closed form is exact for s_1 U V^T: lowered for X as given (solve_dual does it
+        # itself on the other route).
+        lower = max(lower - _rounding_margin(convex, problem.zero_value, whitened=True), 0.0)
     else:
         dual = _quiet(solve_dual, convex, tol=tol)
         lower, N = dual.value, problem.A - dual.Gamma  # the convex problem's optimal N
     P, m, Qt = svd(N / problem.s) if N.size else (N, np.zeros(0), N)
+    eps = problem.rounding
 
     def value(r: int) -> float:  # objective of the truncation of M' = N diag(s)^-1 to rank r
         R = (P[:, :r] * m[:r]) @ (Qt[:r] * problem.s) - problem.A
-        return (0.5 * problem.residual_sq + problem.rho * float(np.sum(m[:r]))
-                + 0.5 * float(np.sum(R * R)))
+        loss = problem.residual_sq + float(np.sum(R * R))
+        # For X as given: the margin at this known map (_point_margin, with ||M||_2 = m_1).
+        margin = float(m[0]) * math.sqrt(loss) * eps + 0.5 * (float(m[0]) * eps) ** 2 if r else 0.0
+        return 0.5 * loss + problem.rho * float(np.sum(m[:r])) + margin
 
     values = {m.size: value(m.size)}
     if relative_gap(values[m.size], lower, problem.zero_value) <= tol:
@@ -816,8 +940,7 @@ def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None,
             raise ValueError("branches must hold at least one value")
     need = sorted({B for B in Bs if B < zero_from})
     if problem.is_whitened:
-        found = {B: (closed_form(_schatten_chain(problem, k=B * problem.k)).value,) * 2
-                 for B in need}
+        found = {B: _whitened_bounds(_schatten_chain(problem, k=B * problem.k)) for B in need}
     else:
         chains = [_schatten_chain(problem, k=B * problem.k) for B in need]
         if n_jobs is None or n_jobs == 1:
