@@ -573,3 +573,104 @@ def test_budget_primal_on_many_pairs() -> None:
         truth = allocation_brute_force(a, beta, p, n=20001)
         assert value <= truth + 1e-12 * max(1.0, truth)
         assert value >= truth - 1e-5 * float(np.dot(a, a))
+
+
+# ------------------------------------------------------------- the data as given (rounding)
+def exact_objective(problem, weights, X, Y, digits=50):
+    """The objective of ``weights`` on the original ``X``, ``Y`` in ``digits``-digit
+    arithmetic (mpmath), from the exact float64 entries; either penalty, any branches."""
+    mpmath = pytest.importorskip("mpmath")
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = digits
+
+    def mat(a):
+        return mp.matrix([[mp.mpf(float(v)) for v in row] for row in np.atleast_2d(a)])
+
+    chains = weights if problem.branches > 1 else [weights]
+    F = mp.zeros(Y.shape[0], X.shape[1])
+    penalty = mp.mpf(0)
+    Xm = mat(X)
+    for chain in chains:
+        Z = Xm
+        for W in chain:
+            Wm = mat(W)
+            Z = Wm * Z
+            if problem.is_schatten:
+                sv = mp.svd_r(Wm, compute_uv=False) if W.size else []
+                penalty += sum(abs(v) ** problem.depth for v in sv)
+            else:
+                penalty += sum(v * v for v in Wm)
+        F += Z
+    R = F - mat(Y)
+    return float(sum(v * v for v in R) / 2 + mp.mpf(float(problem.gamma)) * penalty)
+
+
+def test_dropped_direction_of_whitened_x_is_accounted_for() -> None:
+    # X = diag(1, 1, 1e-17): the reduction drops the third direction (below the rank cut), so
+    # the closed form is for diag(1, 1, 0). With weight decay this small, fitting Y's third
+    # direction with ||M|| = 1e17 pays: the optimum for X as given is about 0.49 lower, and a
+    # bound taken from the reduction alone would be above the weights built here.
+    X = np.diag([1.0, 1.0, 1e-17])
+    Y = np.diag([3.0, 2.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        problem = dl.DeepLinearProblem(X, Y, (3, 3), 1e-14, penalty="frobenius")
+    assert problem.rank == 2 and problem.is_whitened
+    sol = dl.solve(problem)
+    reduced = br.whitened_optimum(problem)[0]
+    # Diagonal weights (Y and X are diagonal) keep the small values exact next to 1e17.
+    m = np.diag(end_to_end(problem, sol.weights)).copy()
+    assert np.allclose(end_to_end(problem, sol.weights), np.diag(m), atol=1e-12)
+    m[2] = 1e17
+    better = [np.diag(np.cbrt(m)) for _ in range(3)]
+    exact_better = exact_objective(problem, better, X, Y)
+    assert exact_better < reduced - 0.4  # the reduction's optimum is not a bound here
+    assert sol.lower <= exact_better
+    assert sol.lower <= exact_objective(problem, sol.weights, X, Y)
+    assert sol.rounding > 0 and not sol.exact and "rounding" in sol.message
+    bound = br.weight_decay_lower_bound(problem)
+    assert bound.value <= exact_better
+
+
+def test_dropped_direction_in_the_output_coupled_dual() -> None:
+    X = np.diag([1.0, 1.0, 1e-17])
+    Y = np.diag([3.0, 2.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        schatten = dl.DeepLinearProblem(X, Y, (1,), 1e-19)
+        decay = dl.DeepLinearProblem(X, Y, (1, 1), 1e-19, penalty="frobenius")
+    # P_cvx for X as given is at most the objective of the convex minimiser of the reduction
+    # plus the third direction fitted (nuclear norm 1e17, cost rho 1e17 = 2e-2).
+    dual = br.output_coupled_dual(schatten)
+    M = np.diag([3.0 - 2e-19, 2.0 - 2e-19, 1e17])
+    loss = 0.5 * float(np.sum((M @ X - Y) ** 2))
+    assert dual.lower <= loss + schatten.rho * float(np.sum(np.abs(np.diag(M))))
+    assert dual.lower <= 0.5 * 1.0 ** 2  # without the margin it would be 1/2 (the third)
+    # The vacuous dual is the least-squares residual over X as given: 0 here.
+    assert br.output_coupled_dual(decay).lower == 0.0
+
+
+@pytest.mark.parametrize(("cond", "seed"), [(1e8, 0), (1e10, 1), (1e12, 2)])
+def test_ill_conditioned_weight_decay_lower_is_below_the_exact_objective(cond, seed) -> None:
+    rng = np.random.default_rng(seed)
+    d0, n, dH = 3, 6, 2
+    Ux = np.linalg.qr(rng.standard_normal((d0, d0)))[0]
+    Vx = np.linalg.qr(rng.standard_normal((n, d0)))[0]
+    X = (Ux * np.geomspace(1.0, 1.0 / cond, d0)) @ Vx.T
+    # Y leans on the weakest direction of X, which small weight decay fits with a large M.
+    Y = rng.standard_normal((dH, n)) + 3.0 * rng.standard_normal((dH, 1)) * Vx[:, -1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        problem = dl.DeepLinearProblem(X, Y, (1, 1), 1e-3 / cond ** (2.0 / 3.0),
+                                       penalty="frobenius")
+    assert problem.rank == d0 and problem.condition_number > cond / 10
+    sol = dl.solve(problem, restarts=2, seed=seed)
+    exact = exact_objective(problem, sol.weights, X, Y)
+    assert sol.lower <= exact
+    # (upper is the float64 objective: at cond 1e12 it is 3e-6 off the exact value.)
+    assert rel_diff(exact, sol.upper) <= 1e-5
+    # The margin is within a small factor of the first-order sensitivity of the objective at
+    # the weights found, ||M||_2 ||R||_F ||X - X_hat||_F (measured: 1.3x to 3x).
+    M = end_to_end(problem, sol.weights)
+    first = np.linalg.norm(M, 2) * math.sqrt(2.0 * sol.upper) * problem.rounding
+    assert 0.0 < sol.rounding <= 4.0 * first
