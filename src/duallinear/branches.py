@@ -22,7 +22,13 @@ part in balance attains it (``docs/math.md``, several branches). So with the red
   :func:`weight_decay_lower_bound`, and local search from the best candidates for the upper.
 
 :func:`output_coupled_dual` and :func:`gap_curve` give the dual obtained by dualising only the
-coupling of the branch outputs, and the duality gap as a function of ``B``.
+coupling of the branch outputs, and the duality gap as a function of ``B``. :func:`budget_form`
+solves the network under a weight budget (the shape of the paper's Theorem 1) exactly for
+whitened X, with the dual of the budget alone and the bound :func:`budget_gap_bound` on its gap.
+
+Lower bounds hold for X as given, not only for its float64 reduction: the routes that do not go
+through :func:`~duallinear.solve_dual` subtract a margin for ``problem.rounding``
+(``docs/math.md``, rounding on the weight-decay routes).
 """
 
 from __future__ import annotations
@@ -425,7 +431,8 @@ def _minimiser_norm_bound(problem: DeepLinearProblem, upper: float) -> float:
 def _rounding_margin(problem: DeepLinearProblem, upper: float, whitened: bool = False
                      ) -> float:
     """``delta`` with ``P*(X) >= P*(X_hat) - delta``: how far the optimum for X as given can
-    lie below the one of the reduced data (``docs/math.md``, budget form ... rounding).
+    lie below the one of the reduced data (``docs/math.md``, rounding on the weight-decay
+    routes).
 
     At the minimiser ``M*`` for X, with ``R = M* X - Y`` (``||R|| <= sqrt(2 upper)``) and
     ``Delta = X - X_hat``: ``P_X_hat(M*) = P_X(M*) - <R, M* Delta> + 1/2 ||M* Delta||^2``, so
