@@ -115,7 +115,9 @@ def test_whitened_weight_decay_closed_form_against_restarts(H, B) -> None:
                                    penalty="frobenius")
     value, N = br.whitened_optimum(problem)
     sol = dl.solve(problem)
-    assert sol.exact and sol.lower == value
+    # Lowered for rounding in the reduction of X = I only: a margin at rounding level.
+    assert sol.exact and sol.lower == value - sol.rounding
+    assert 0.0 < sol.rounding <= 1e-12 * value
     assert rel_diff(sol.upper, value) <= 1e-12
     assert np.linalg.matrix_rank(N, tol=1e-9) <= problem.K
     primal = quiet_primal(problem, restarts=20, seed=0)
@@ -197,7 +199,9 @@ def test_weight_decay_bounds_against_brute_force(seed) -> None:
     # The bound is at least as good as each family it combines (the issue's chord bound too).
     # (Up to rounding: the combined bound and the comparison one can be the same number
     # computed two ways, seen 2 ulps apart with numpy 1.26.)
-    assert bound.value >= max(bound.chord, bound.comparison) * (1 - 1e-14)
+    # value is lowered by the rounding margin for X as given; the families are not.
+    assert bound.value + bound.rounding >= max(bound.chord, bound.comparison) * (1 - 1e-14)
+    assert 0.0 <= bound.rounding <= 1e-12 * truth
     assert (truth - sol.lower) / truth <= 0.05
 
 
@@ -257,12 +261,17 @@ def test_gap_curve_whitened_matches_the_formula() -> None:
         rank = int(np.sum(sigma > t))
         curve = br.gap_curve(problem, range(1, d + 1))
         assert curve.zero_from == rank and curve.dual.rank == rank
-        expected = [0.5 * float(np.sum(np.maximum(sigma[B:] - t, 0.0) ** 2))
-                    for B in range(1, d + 1)]
-        np.testing.assert_allclose(curve.gap_upper, expected, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(curve.gap_lower, expected, rtol=1e-9, atol=1e-12)
+        expected = np.array([0.5 * float(np.sum(np.maximum(sigma[B:] - t, 0.0) ** 2))
+                             for B in range(1, d + 1)])
+        # The bounds hold for X as given: each side moves by at most about
+        # ||M||_2 ||R||_F ||X - X_hat||_F <= ||Y||_F^2 problem.rounding.
+        atol = 1e-12 + 2.0 * float(np.sum(Y * Y)) * problem.rounding
+        np.testing.assert_allclose(curve.gap_upper, expected, rtol=1e-9, atol=atol)
+        np.testing.assert_allclose(curve.gap_lower, expected, rtol=1e-9, atol=atol)
+        assert np.all(curve.gap_lower <= expected + 1e-12)
+        assert np.all(curve.gap_upper >= expected - 1e-12)
         assert np.all(np.diff(curve.gap_upper) <= 1e-12)
-        assert np.all(curve.gap_upper[rank - 1:] <= 1e-12) and curve.gap_upper[rank - 2] > 0
+        assert np.all(curve.gap_upper[rank - 1:] <= atol) and curve.gap_upper[rank - 2] > 0
 
 
 @pytest.mark.parametrize("H", [2, 3])
@@ -308,7 +317,10 @@ def test_output_coupled_dual_is_vacuous_for_weight_decay() -> None:
     problem = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, penalty="frobenius")
     dual = br.output_coupled_dual(problem)
     assert dual.vacuous and dual.rank is None
-    assert dual.lower == dual.upper == 0.5 * problem.residual_sq
+    # The least-squares residual of the reduction, within rounding margins for X as given.
+    c0 = 0.5 * problem.residual_sq
+    assert dual.lower <= c0 <= dual.upper
+    assert dual.upper - dual.lower <= 4.0 * float(np.sum(Y * Y)) * problem.rounding
     # Why: the inner minimum of one branch along t * (rank-one M) goes to -inf.
     Lam = np.random.default_rng(0).standard_normal((2, 6))
     C = Lam @ X.T
@@ -328,3 +340,337 @@ def test_gap_curve_default_range_and_zero_from() -> None:
     curve = br.gap_curve(problem)
     assert curve.branches.tolist() == [1, 2] and curve.zero_from == 2
     assert math.isclose(curve.gap_upper[0], 0.5)
+
+
+# ------------------------------------------------------------------------- budget form
+def budget_problem(d, H, B, seed, k=1, penalty="frobenius", c=1.0, dH=None):
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((dH or d, d))
+    return dl.DeepLinearProblem(c * np.eye(d), Y, (k,) * (H - 1), 0.0, branches=B,
+                                penalty=penalty)
+
+
+def allocation_brute_force(a, beta, p, n=200001, rng=None):
+    """``min sum 1/2 (x_j - a_j)^2`` s.t. ``sum x_j^p <= beta`` by searching over how the
+    budget is shared: given a share ``u_j`` the best ``x_j`` is ``min(a_j, u_j^(1/p))``.
+    Exact grid for two values, random shares for more (an upper bound either way)."""
+    if a.size == 1:
+        x = min(a[0], beta ** (1 / p))
+        return 0.5 * (x - a[0]) ** 2
+    if a.size == 2:
+        u = np.linspace(0.0, beta, n)[:, None] * np.array([1.0, -1.0]) + np.array([0.0, beta])
+    else:
+        rng = rng or np.random.default_rng(0)
+        u = beta * np.vstack([rng.dirichlet(np.full(a.size, 0.3), n // 2),
+                              rng.dirichlet(np.ones(a.size), n // 2)])
+    x = np.minimum(np.maximum(u, 0.0) ** (1 / p), a)
+    return float(np.min(0.5 * np.sum((x - a) ** 2, axis=1)))
+
+
+def budget_local_search(problem, budget, restarts, seed):
+    """Best of L-BFGS restarts on the network's weights on the sphere of the budget: the
+    weights are ``sqrt(budget) theta / ||theta||`` (the budget is spent at the optimum when
+    the unconstrained fit costs more)."""
+    from scipy.optimize import minimize
+
+    loss_problem = problem.with_gamma(0.0)
+    shapes = problem.weight_shapes
+    sizes = [int(np.prod(s)) for s in shapes]
+    B = problem.branches
+
+    def unpack(theta):
+        W = np.sqrt(budget) * theta / np.linalg.norm(theta)
+        parts, i = [], 0
+        for _ in range(B):
+            chain = []
+            for shape, size in zip(shapes, sizes, strict=True):
+                chain.append(W[i:i + size].reshape(shape))
+                i += size
+            parts.append(chain)
+        return parts if B > 1 else parts[0]
+
+    def fun(theta):
+        weights = unpack(theta)
+        grads = dl.gradient(loss_problem, weights)
+        flat = np.concatenate([g.ravel() for g in (sum(grads, []) if B > 1 else grads)])
+        norm = np.linalg.norm(theta)
+        unit = theta / norm
+        g = np.sqrt(budget) / norm * (flat - np.dot(flat, unit) * unit)
+        return dl.objective(loss_problem, weights), g
+
+    rng = np.random.default_rng(seed)
+    best = math.inf
+    for _ in range(restarts):
+        res = minimize(fun, rng.standard_normal(B * sum(sizes)), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 5000, "gtol": 1e-12, "ftol": 1e-15})
+        best = min(best, float(res.fun))
+    return best
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=st.lists(st.floats(0.05, 5.0), min_size=1, max_size=3), H=st.integers(3, 6),
+       share=st.floats(0.02, 1.2))
+def test_budget_primal_is_the_minimum_over_shares(a, H, share) -> None:
+    a = np.sort(np.array(a))[::-1]
+    p = 2.0 / H
+    beta = share * float(np.sum(a**p))
+    value, x = br._budget_primal(a, beta, p)
+    assert np.all(x >= 0) and float(np.sum(x**p)) <= beta * (1 + 1e-14)
+    assert value == pytest.approx(0.5 * float(np.sum((x - a) ** 2)), rel=1e-14, abs=1e-300)
+    truth = allocation_brute_force(a, beta, p)
+    # The search is an upper bound; with two values its grid is fine enough for 1e-7.
+    assert value <= truth + 1e-12 * max(1.0, truth)
+    if a.size <= 2:
+        assert value >= truth - 1e-7 * max(1.0, float(np.dot(a, a)))
+
+
+@pytest.mark.parametrize(("H", "B", "frac"), [(3, 1, 0.3), (3, 2, 0.3), (4, 2, 0.5),
+                                              (3, 3, 0.15)])
+def test_budget_form_against_restarts_on_the_network(H, B, frac) -> None:
+    problem = budget_problem(3, H, B, seed=40 + H + B)
+    sigma = np.linalg.svd(problem.Y, compute_uv=False)
+    budget = frac * H * float(np.sum(sigma[:B] ** (2.0 / H)))  # below the rank-B fit's cost
+    sol = dl.budget_form(problem, budget)
+    assert sol.spent <= budget * (1 + 1e-12)
+    # The weights attain the value, and no restart on the network finds less.
+    assert rel_diff(dl.objective(problem.with_gamma(0.0), sol.weights), sol.value) <= 1e-12
+    found = budget_local_search(problem, budget, restarts=12, seed=H + B)
+    assert found >= sol.value * (1 - 1e-9)
+    assert rel_diff(found, sol.value) <= 1e-6
+
+
+def test_budget_dual_is_the_weight_decay_optimum_minus_the_budget() -> None:
+    # g(lam) from an independent route: whitened_optimum of the weight-decay problem.
+    problem = budget_problem(5, 3, 2, seed=3)
+    budget = 2.0
+    sol = dl.budget_form(problem, budget)
+    lam = np.concatenate([np.geomspace(1e-3, 10.0, 60), [sol.multiplier]])
+    g = np.array([br.whitened_optimum(problem.with_gamma(v))[0] - v * budget for v in lam])
+    assert np.all(g <= sol.dual_value + 1e-12 * sol.value)
+    assert rel_diff(g[-1], sol.dual_value) <= 1e-12
+    assert np.max(g) >= sol.dual_value - 1e-9 * sol.value
+    # g is concave (a minimum of affine functions of lam): on an even grid its second
+    # differences are <= 0.
+    even = np.linspace(0.0, 3.0 * sol.multiplier, 61)
+    g_even = [br.whitened_optimum(problem.with_gamma(v))[0] - v * budget for v in even]
+    assert np.all(np.diff(g_even, 2) <= 1e-12 * sol.value)
+    assert sol.dual_value < sol.value  # H = 3 with two branches: a gap on this instance
+
+
+@st.composite
+def budget_instances(draw):
+    d = draw(st.integers(1, 4))
+    dH = draw(st.integers(1, 4))
+    H = draw(st.integers(2, 5))
+    B = draw(st.integers(1, 3))
+    k = draw(st.integers(1, 2))
+    penalty = draw(st.sampled_from(["frobenius", "frobenius", "schatten"]))
+    c = draw(st.sampled_from([1.0, 0.3, 4.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    share = draw(st.floats(0.01, 1.5))
+    problem = budget_problem(d, H, B, seed, k=k, penalty=penalty, c=c, dH=dH)
+    p = 1.0 if penalty == "schatten" else 2.0 / H
+    sigma = np.linalg.svd(problem.A, compute_uv=False)[:problem.K]
+    return problem, share * H * c ** (-p) * max(float(np.sum(sigma**p)), 1e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=budget_instances(), seed=st.integers(0, 1000))
+def test_budget_weak_duality_and_the_gap_bound(case, seed) -> None:
+    problem, budget = case
+    sol = dl.budget_form(problem, budget)
+    scale = max(sol.value, 1e-300)
+    assert sol.dual_value <= sol.value
+    assert sol.value - sol.dual_value <= sol.gap_bound + 1e-10 * max(1.0, sol.value)
+    assert sol.spent <= budget * (1 + 1e-12)
+    # Weak duality at any multiplier, and the value below random feasible weights.
+    rng = np.random.default_rng(seed)
+    lam = float(rng.exponential(1.0))
+    assert (br.whitened_optimum(problem.with_gamma(lam))[0] - lam * budget
+            <= sol.value + 1e-12 * scale)
+    loss = problem.with_gamma(0.0)
+    for _ in range(3):
+        W = [[rng.standard_normal(s) for s in problem.weight_shapes]
+             for _ in range(problem.branches)]
+        spent = br._spent(problem, W if problem.branches > 1 else W[0])
+        factor = (budget / spent) ** (1.0 / (problem.depth if problem.is_schatten else 2.0))
+        W = [[w * factor for w in chain] for chain in W]
+        W = W if problem.branches > 1 else W[0]
+        assert dl.objective(loss, W) >= sol.value * (1 - 1e-12)
+    if problem.is_schatten or problem.depth == 2:
+        # p = 1: the per-value problems are convex, the dual is tight.
+        assert sol.relative_gap <= 1e-9, sol.message
+
+
+def test_budget_nonconvexity_constant_against_a_dense_hull() -> None:
+    tau = np.linspace(0.0, 1.0, 400001)
+    for H in (3, 4, 5):
+        psi = 0.5 * (1.0 - tau ** (H / 2.0)) ** 2
+        # The hull leaves (0, 1/2) along the lowest chord, then follows psi (convex there).
+        slopes = (psi[1:] - 0.5) / tau[1:]
+        i = int(np.argmin(slopes)) + 1
+        hull = np.where(tau <= tau[i], 0.5 + slopes[i - 1] * tau, psi)
+        assert np.all(hull <= psi + 1e-15)
+        expected = float(np.max(psi - hull))
+        assert br._nonconvexity(2.0 / H) == pytest.approx(expected, rel=1e-6)
+    assert br._nonconvexity(1.0) == 0.0
+
+
+def test_budget_gap_bound_is_nearly_attained() -> None:
+    # Two equal-cost ways to spend a small budget on one value: the bound is tight to 1%.
+    problem = dl.DeepLinearProblem(np.eye(2), np.diag([2.0, 1.0]), (1, 1), 0.0,
+                                   penalty="frobenius", branches=2)
+    sol = dl.budget_form(problem, 1.0)
+    assert 0.99 * sol.gap_bound <= sol.value - sol.dual_value <= sol.gap_bound
+
+
+def test_budget_gap_against_the_number_of_branches() -> None:
+    # The gap is not monotone in B for linear branches: at B = 1 the one value's problem is
+    # in its convex part, at B = 2 the dual mixes two values. From B k >= rank on, nothing
+    # changes (both the primal and the dual only see the top B k values).
+    Y = np.diag([2.0, 1.5, 0.5])
+    gaps, values = [], []
+    for B in (1, 2, 3, 4):
+        problem = dl.DeepLinearProblem(np.eye(3), Y, (1, 1), 0.0, penalty="frobenius",
+                                       branches=B)
+        sol = dl.budget_form(problem, 4.5)
+        gaps.append(sol.value - sol.dual_value)
+        values.append(sol.value)
+        assert gaps[-1] <= sol.gap_bound + 1e-12
+    assert np.all(np.diff(values) <= 1e-15)  # the optimum does not increase with B
+    assert gaps[0] <= 1e-12 < 1e-2 < gaps[1]
+    assert gaps[3] == pytest.approx(gaps[2], abs=1e-14)
+
+
+def test_budget_form_inputs() -> None:
+    problem = budget_problem(3, 3, 1, seed=0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="budget"):
+            dl.budget_form(problem, bad)
+    with pytest.raises(TypeError, match="budget"):
+        dl.budget_form(problem, "1")
+    gaussian_x = dl.DeepLinearProblem(*gaussian(3, 2, 5, seed=0), (1, 1), 0.0,
+                                      penalty="frobenius")
+    with pytest.raises(ValueError, match="whitened"):
+        dl.budget_form(gaussian_x, 1.0)
+    # A budget larger than the fit's cost: the rank-K least-squares fit, no gap.
+    sol = dl.budget_form(problem, 1e6)
+    sigma = np.linalg.svd(problem.Y, compute_uv=False)
+    assert rel_diff(sol.value, 0.5 * float(np.sum(sigma[1:] ** 2))) <= 1e-12
+    assert sol.relative_gap <= 1e-12
+
+
+def test_budget_primal_on_many_pairs() -> None:
+    # Two values, where the search over shares is exact to its grid: about half of these
+    # optima have the smaller value on the smaller root of its stationarity equation.
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        H = int(rng.integers(3, 7))
+        p = 2.0 / H
+        a = np.sort(rng.uniform(0.05, 5.0, 2) * rng.choice([1.0, 0.1], 2))[::-1]
+        beta = rng.uniform(0.01, 1.0) * float(np.sum(a**p))
+        value, _ = br._budget_primal(a, beta, p)
+        truth = allocation_brute_force(a, beta, p, n=20001)
+        assert value <= truth + 1e-12 * max(1.0, truth)
+        assert value >= truth - 1e-5 * float(np.dot(a, a))
+
+
+# ------------------------------------------------------------- the data as given (rounding)
+def exact_objective(problem, weights, X, Y, digits=50):
+    """The objective of ``weights`` on the original ``X``, ``Y`` in ``digits``-digit
+    arithmetic (mpmath), from the exact float64 entries; either penalty, any branches."""
+    mpmath = pytest.importorskip("mpmath")
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = digits
+
+    def mat(a):
+        return mp.matrix([[mp.mpf(float(v)) for v in row] for row in np.atleast_2d(a)])
+
+    chains = weights if problem.branches > 1 else [weights]
+    F = mp.zeros(Y.shape[0], X.shape[1])
+    penalty = mp.mpf(0)
+    Xm = mat(X)
+    for chain in chains:
+        Z = Xm
+        for W in chain:
+            Wm = mat(W)
+            Z = Wm * Z
+            if problem.is_schatten:
+                sv = mp.svd_r(Wm, compute_uv=False) if W.size else []
+                penalty += sum(abs(v) ** problem.depth for v in sv)
+            else:
+                penalty += sum(v * v for v in Wm)
+        F += Z
+    R = F - mat(Y)
+    return float(sum(v * v for v in R) / 2 + mp.mpf(float(problem.gamma)) * penalty)
+
+
+def test_dropped_direction_of_whitened_x_is_accounted_for() -> None:
+    # X = diag(1, 1, 1e-17): the reduction drops the third direction (below the rank cut), so
+    # the closed form is for diag(1, 1, 0). With weight decay this small, fitting Y's third
+    # direction with ||M|| = 1e17 pays: the optimum for X as given is about 0.49 lower, and a
+    # bound taken from the reduction alone would be above the weights built here.
+    X = np.diag([1.0, 1.0, 1e-17])
+    Y = np.diag([3.0, 2.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        problem = dl.DeepLinearProblem(X, Y, (3, 3), 1e-14, penalty="frobenius")
+    assert problem.rank == 2 and problem.is_whitened
+    sol = dl.solve(problem)
+    reduced = br.whitened_optimum(problem)[0]
+    # Diagonal weights (Y and X are diagonal) keep the small values exact next to 1e17.
+    m = np.diag(end_to_end(problem, sol.weights)).copy()
+    assert np.allclose(end_to_end(problem, sol.weights), np.diag(m), atol=1e-12)
+    m[2] = 1e17
+    better = [np.diag(np.cbrt(m)) for _ in range(3)]
+    exact_better = exact_objective(problem, better, X, Y)
+    assert exact_better < reduced - 0.4  # the reduction's optimum is not a bound here
+    assert sol.lower <= exact_better
+    assert sol.lower <= exact_objective(problem, sol.weights, X, Y)
+    assert sol.rounding > 0 and not sol.exact and "rounding" in sol.message
+    bound = br.weight_decay_lower_bound(problem)
+    assert bound.value <= exact_better
+
+
+def test_dropped_direction_in_the_output_coupled_dual() -> None:
+    X = np.diag([1.0, 1.0, 1e-17])
+    Y = np.diag([3.0, 2.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        schatten = dl.DeepLinearProblem(X, Y, (1,), 1e-19)
+        decay = dl.DeepLinearProblem(X, Y, (1, 1), 1e-19, penalty="frobenius")
+    # P_cvx for X as given is at most the objective of the convex minimiser of the reduction
+    # plus the third direction fitted (nuclear norm 1e17, cost rho 1e17 = 2e-2).
+    dual = br.output_coupled_dual(schatten)
+    M = np.diag([3.0 - 2e-19, 2.0 - 2e-19, 1e17])
+    loss = 0.5 * float(np.sum((M @ X - Y) ** 2))
+    assert dual.lower <= loss + schatten.rho * float(np.sum(np.abs(np.diag(M))))
+    assert dual.lower <= 0.5 * 1.0 ** 2  # without the margin it would be 1/2 (the third)
+    # The vacuous dual is the least-squares residual over X as given: 0 here.
+    assert br.output_coupled_dual(decay).lower == 0.0
+
+
+@pytest.mark.parametrize(("cond", "seed"), [(1e8, 0), (1e10, 1), (1e12, 2)])
+def test_ill_conditioned_weight_decay_lower_is_below_the_exact_objective(cond, seed) -> None:
+    rng = np.random.default_rng(seed)
+    d0, n, dH = 3, 6, 2
+    Ux = np.linalg.qr(rng.standard_normal((d0, d0)))[0]
+    Vx = np.linalg.qr(rng.standard_normal((n, d0)))[0]
+    X = (Ux * np.geomspace(1.0, 1.0 / cond, d0)) @ Vx.T
+    # Y leans on the weakest direction of X, which small weight decay fits with a large M.
+    Y = rng.standard_normal((dH, n)) + 3.0 * rng.standard_normal((dH, 1)) * Vx[:, -1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        problem = dl.DeepLinearProblem(X, Y, (1, 1), 1e-3 / cond ** (2.0 / 3.0),
+                                       penalty="frobenius")
+    assert problem.rank == d0 and problem.condition_number > cond / 10
+    sol = dl.solve(problem, restarts=2, seed=seed)
+    exact = exact_objective(problem, sol.weights, X, Y)
+    assert sol.lower <= exact
+    # (upper is the float64 objective: at cond 1e12 it is 3e-6 off the exact value.)
+    assert rel_diff(exact, sol.upper) <= 1e-5
+    # The margin is within a small factor of the first-order sensitivity of the objective at
+    # the weights found, ||M||_2 ||R||_F ||X - X_hat||_F (measured: 1.3x to 3x).
+    M = end_to_end(problem, sol.weights)
+    first = np.linalg.norm(M, 2) * math.sqrt(2.0 * sol.upper) * problem.rounding
+    assert 0.0 < sol.rounding <= 4.0 * first

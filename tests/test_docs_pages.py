@@ -81,3 +81,10 @@ def test_docstrings_no_longer_cite_what_users_cannot_see() -> None:
     stale = re.compile(r"MATH\.md|problem \([45]\)|objective \([45]\)")
     for path in sorted((ROOT / "src").rglob("*.py")):
         assert not stale.search(path.read_text()), path
+
+
+def test_budget_form_example_prints_what_the_page_says() -> None:
+    printed = _run("branches.md").splitlines()
+    shown = [line for block in TEXT.findall((DOCS / "branches.md").read_text())
+             for line in block.splitlines()]
+    assert printed == shown

@@ -35,6 +35,7 @@ W_OK = [np.zeros(s) for s in P.weight_shapes]
 SOLUTION = dl.solve(P)
 P2 = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, branches=2)  # two branches
 PF = dl.DeepLinearProblem(X, Y, (2, 2), 0.1, penalty="frobenius")  # weight decay, H = 3
+PW = dl.DeepLinearProblem(np.eye(3), Y[:, :3], (1, 1), 0.0, penalty="frobenius")  # X = I
 Z = RNG.standard_normal((3, 4))
 S = np.array([3.0, 2.0, 1.0])
 XXT, YXT, YY = X @ X.T, Y @ X.T, float(np.sum(Y * Y))
@@ -311,6 +312,21 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.solve(P, restarts=0), ValueError, "restarts"),
         (lambda: dl.solve(P, restarts=1.5), TypeError, "restarts"),
         (lambda: dl.solve(P, seed=-1), ValueError, "seed"),
+    ],
+    "budget_form": [
+        (lambda: dl.budget_form(NOT_A_PROBLEM, 1.0), TypeError, "problem"),
+        (lambda: dl.budget_form(PW, 0.0), ValueError, "budget"),
+        (lambda: dl.budget_form(PW, float("nan")), ValueError, "budget"),
+        (lambda: dl.budget_form(PW, "1"), TypeError, "budget"),
+        (lambda: dl.budget_form(PF, 1.0), ValueError, "whitened"),
+    ],
+    "BudgetSolution": [
+        (lambda: dl.BudgetSolution(value=0.0), TypeError, "dual_value"),
+        (lambda: setattr(dl.budget_form(PW, 1.0), "value", 0.0), FrozenInstanceError,
+         "value"),
+    ],
+    "budget_gap_bound": [
+        (lambda: dl.budget_gap_bound(NOT_A_PROBLEM), TypeError, "problem"),
     ],
     "chain_problem": [
         (lambda: branches.chain_problem(NOT_A_PROBLEM), TypeError, "problem"),

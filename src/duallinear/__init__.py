@@ -11,7 +11,7 @@ the certificate with :func:`duality_gap`. Networks of several branches and plain
 import importlib.util
 
 from . import branches, distributed, prox
-from .branches import solve
+from .branches import BudgetSolution, budget_form, budget_gap_bound, solve
 from .certificates import closed_form, dual_value, duality_gap, relative_gap
 from .dual import DRSettings, SDPSettings, solve_dual
 from .gaps import GapProof, prove_gap
@@ -58,6 +58,9 @@ __all__ = [
     "relative_gap",
     "closed_form",
     "solve",
+    "budget_form",
+    "budget_gap_bound",
+    "BudgetSolution",
     "branches",
     "prove_gap",
     "GapProof",

@@ -22,7 +22,13 @@ part in balance attains it (``docs/math.md``, several branches). So with the red
   :func:`weight_decay_lower_bound`, and local search from the best candidates for the upper.
 
 :func:`output_coupled_dual` and :func:`gap_curve` give the dual obtained by dualising only the
-coupling of the branch outputs, and the duality gap as a function of ``B``.
+coupling of the branch outputs, and the duality gap as a function of ``B``. :func:`budget_form`
+solves the network under a weight budget (the shape of the paper's Theorem 1) exactly for
+whitened X, with the dual of the budget alone and the bound :func:`budget_gap_bound` on its gap.
+
+Lower bounds hold for X as given, not only for its float64 reduction: the routes that do not go
+through :func:`~duallinear.solve_dual` subtract a margin for ``problem.rounding``
+(``docs/math.md``, rounding on the weight-decay routes).
 """
 
 from __future__ import annotations
@@ -58,7 +64,20 @@ __all__ = [
     "LowerBound",
     "CoupledDual",
     "GapCurve",
+    "budget_form",
+    "BudgetSolution",
+    "budget_gap_bound",
 ]
+
+#: Iterations of the golden-section search for the multiplier of the budget form: the bracket
+#: shrinks by 0.618 per step, to a 1e-17 fraction of its width after 80 (the float64 limit).
+BUDGET_GOLDEN_STEPS = 80
+#: Points of the grid on which the branch of KKT points of the budget form with one value on
+#: its smaller root is scanned for sign changes (then bisected). On 2000 random instances
+#: (K <= 6, H = 3..6, measured with a one-off script) 400 points gave the value of a 16x finer
+#: grid on every one, 3 points missed it on 24; about half of those optima had one value on
+#: its smaller root.
+BUDGET_KKT_GRID = 400
 
 #: Grids of the lower bound for weight decay on general X (``docs/math.md``): the nuclear-norm
 #: weights ``rho'`` relative to the chord slope ``rho T^(p-1)``, the shares ``theta`` of the loss
@@ -95,6 +114,10 @@ class Solution:
         ``branches * k``, the rank bound on the end-to-end matrix.
     time : float
         Wall-clock seconds.
+    rounding : float
+        How much ``lower`` was lowered so that it holds for X as given, not only for the
+        float64 reduction of X (``docs/math.md``, rounding on the weight-decay routes); 0
+        where ``lower`` comes from :func:`~duallinear.solve_dual`, which applies its own.
     """
 
     lower: float
@@ -107,6 +130,7 @@ class Solution:
     message: str
     K: int
     time: float
+    rounding: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -125,8 +149,11 @@ class LowerBound:
         (:func:`singular_value_bound`).
     chord, comparison, combined : float
         The chord bound (``theta = 1``), the comparison with whitened data (``theta = 0``)
-        and the best combination of the two (``docs/math.md``); NaN where not computed
-        (whitened X, where ``value`` is the exact optimum).
+        and the best combination of the two (``docs/math.md``), for the reduced data; NaN
+        where not computed (whitened X, where ``value`` is the exact optimum).
+    rounding : float
+        ``value`` is the largest of them minus ``rounding``, the most the optimum for X as
+        given can lie below the one for the float64 reduction of X.
     """
 
     value: float
@@ -135,6 +162,7 @@ class LowerBound:
     chord: float
     comparison: float
     combined: float
+    rounding: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -359,6 +387,88 @@ def whitened_optimum(problem: DeepLinearProblem) -> tuple[float, np.ndarray]:
     return value, (U[:, :x.size] * x) @ Vt[:x.size]
 
 
+# ------------------------------------------------------------- the data as given (rounding)
+def _distance_to_reduced(problem: DeepLinearProblem, whitened: bool) -> float:
+    """``eps_x``: a bound on ``||X - X_hat||_F`` for the matrix ``X_hat`` the bound was
+    computed for: ``U diag(s) V^T`` (``problem.rounding``), or ``s_1 U V^T`` for the closed
+    forms of whitened X (``s`` is equal only to ``WHITENED_RTOL``)."""
+    eps = problem.rounding
+    if whitened and problem.rank:
+        eps += float(np.linalg.norm(problem.s - problem.s[0]))
+    return eps
+
+
+def _minimiser_norm_bound(problem: DeepLinearProblem, upper: float) -> float:
+    """``T_X >= ||M*||_2`` for every minimiser ``M*`` of the problem for X *as given*, whose
+    optimum is at most ``upper``; ``inf`` when nothing is known.
+
+    The penalty: ``rho sigma_1(M*)^p <= P* <= upper``. Stationarity (X of full rank, no
+    direction dropped): scaling the top triplet of ``M*`` gives
+    ``m_1 ||X^T v_1||^2 <= sigma_1(Y) ||X^T v_1|| - rho p m_1^(p-1)`` with ``v_1`` in the range
+    of X, so ``||X^T v_1||`` lies in ``[s_r - eps_x, s_1 + eps_x]`` (Weyl), and
+    ``m_1 <= max_z (sigma_1(Y) z - kappa) / z^2`` with ``kappa = rho p T^(p-1)`` for any valid
+    ``T``, as in :func:`singular_value_bound`.
+    """
+    p, rho, eps = _power(problem), problem.rho, problem.rounding
+    T = (upper / rho) ** (1.0 / p) if rho > 0 else math.inf
+    z_lo = float(problem.s[-1]) - eps if problem.rank else 0.0
+    if problem.dropped_singular_values.size or z_lo <= 0.0:
+        return T
+    z_hi = float(problem.s[0]) + eps
+    # sigma_1(Y) <= sigma_1(A) + ||Y - A V^T||_F, with a margin for the float64 values.
+    y1 = (float(svdvals(problem.A)[0]) + problem.residual) * (1.0 + 1e-12)
+    T = min(T, y1 / z_lo)
+    for _ in range(50):
+        kappa = rho * p * T ** (p - 1.0) if 0.0 < T < math.inf else 0.0
+        z = min(max(2.0 * kappa / y1, z_lo), z_hi) if y1 > 0 else z_lo
+        T_new = max(min(T, (y1 * z - kappa) / z**2), 0.0)
+        if T_new >= T * (1 - 1e-12):
+            break
+        T = T_new
+    return T
+
+
+def _rounding_margin(problem: DeepLinearProblem, upper: float, whitened: bool = False
+                     ) -> float:
+    """``delta`` with ``P*(X) >= P*(X_hat) - delta``: how far the optimum for X as given can
+    lie below the one of the reduced data (``docs/math.md``, rounding on the weight-decay
+    routes).
+
+    At the minimiser ``M*`` for X, with ``R = M* X - Y`` (``||R|| <= sqrt(2 upper)``) and
+    ``Delta = X - X_hat``: ``P_X_hat(M*) = P_X(M*) - <R, M* Delta> + 1/2 ||M* Delta||^2``, so
+    ``P*(X_hat) <= P*(X) + T sqrt(2 upper) eps_x + 1/2 (T eps_x)^2`` with ``T >= ||M*||_2``.
+    """
+    eps = _distance_to_reduced(problem, whitened)
+    if eps == 0.0:
+        return 0.0
+    upper = min(upper, problem.zero_value) * (1.0 + 1e-12)
+    T = _minimiser_norm_bound(problem, upper)
+    if T == 0.0:
+        return 0.0
+    return T * math.sqrt(2.0 * upper) * eps + 0.5 * (T * eps) ** 2
+
+
+def _point_margin(problem: DeepLinearProblem, Mr: np.ndarray, whitened: bool = False
+                  ) -> float:
+    """``P_X(M) - P_X_hat(M) <= ||M||_2 ||M X_hat - Y||_F eps_x + 1/2 (||M||_2 eps_x)^2`` at a
+    known map ``M = Mr U^T`` (``Mr``: (dH, r)): what an upper bound computed on the reduced
+    data needs to hold for X as given."""
+    eps = _distance_to_reduced(problem, whitened)
+    if eps == 0.0 or not Mr.size:
+        return 0.0
+    m = float(svdvals(Mr)[0])
+    R = Mr * problem.s - problem.A
+    residual = math.sqrt(problem.residual_sq + float(np.sum(R * R)))
+    return m * residual * eps + 0.5 * (m * eps) ** 2
+
+
+def _lower_for_data(problem: DeepLinearProblem, lower: float, upper: float,
+                    whitened: bool = False) -> tuple[float, float]:
+    """``(lower - delta, delta)``, floored at the trivial bound 0."""
+    delta = _rounding_margin(problem, upper, whitened)
+    return max(lower - delta, 0.0), delta
+
+
 # -------------------------------------------------------------------------- the bounds
 def singular_value_bound(problem: DeepLinearProblem, upper: float | None = None) -> float:
     """A bound ``T >= sigma_1(M*)`` valid for every minimiser ``M*`` of the problem.
@@ -539,21 +649,25 @@ def weight_decay_lower_bound(problem: DeepLinearProblem, *, upper: float | None 
         upper = as_nonneg_scalar(upper, "upper")
     tol = as_nonneg_scalar(tol, "tol")
     T = singular_value_bound(problem, upper)
+    bound = problem.zero_value if upper is None else min(upper, problem.zero_value)
     if T == 0.0:
-        return LowerBound(problem.zero_value, "the zero network is the only stationary point "
-                          "(singular_value_bound = 0)", T, *(problem.zero_value,) * 3)
+        value, delta = _lower_for_data(problem, problem.zero_value, bound)
+        return LowerBound(value, "the zero network is the only stationary point "
+                          "(singular_value_bound = 0)", T, *(problem.zero_value,) * 3,
+                          rounding=delta)
     if problem.is_whitened:
-        value = whitened_optimum(problem)[0]
+        value, delta = _lower_for_data(problem, whitened_optimum(problem)[0], bound,
+                                       whitened=True)
         return LowerBound(value, "exact optimum for whitened X", T, math.nan, math.nan,
-                          math.nan)
+                          math.nan, rounding=delta)
     slope = problem.rho * T ** (_power(problem) - 1.0)
     points = _dual_points(problem, [slope * f for f in RHO_GRID], tol)
     chord, comparison, combined, route = _combined_bound(problem, T, points)
     if combined <= max(chord, comparison):
         route = (f"chord bound (T = {T:.4g})" if chord >= comparison else
                  "comparison with whitened data")
-    return LowerBound(min(combined, problem.zero_value), route, T, chord, comparison,
-                      combined)
+    value, delta = _lower_for_data(problem, min(combined, problem.zero_value), bound)
+    return LowerBound(value, route, T, chord, comparison, combined, rounding=delta)
 
 
 # ------------------------------------------------------------------------------ solve
@@ -601,22 +715,33 @@ def solve(problem: DeepLinearProblem, *, tol: float = 1e-9, restarts: int = 4,
     if seed is not None:
         seed = as_positive_int(seed, "seed", minimum=0)
     t0 = time.perf_counter()
+    delta = 0.0
     if problem.is_schatten or problem.gamma == 0.0:
         weights, lower, upper, lower_route, upper_route = _solve_chain(problem, tol)
+        reduced = lower
     elif problem.is_whitened:
-        value, N = whitened_optimum(problem)
+        reduced, N = whitened_optimum(problem)
         weights = _branch_weights(problem, N / problem.s)
-        lower, upper = value, objective(problem, weights)
+        upper = objective(problem, weights)
+        lower, delta = _lower_for_data(problem, reduced, upper, whitened=True)
         lower_route = "exact optimum for whitened X (per-singular-value problems)"
         upper_route = "balanced weights of that optimum"
     else:
-        weights, lower, upper, lower_route, upper_route = _solve_weight_decay(
+        weights, reduced, upper, lower_route, upper_route = _solve_weight_decay(
             problem, tol, restarts, seed)
+        lower, delta = _lower_for_data(problem, reduced, upper)
     gap = relative_gap(upper, lower, problem.zero_value)
     message = f"lower: {lower_route}; upper: {upper_route}; relative gap {gap:.2e}"
+    if delta > 0.0:
+        message += (f"; lower reduced by {delta:.2e} for rounding in the reduction of X "
+                    f"(||X - X_hat||_F <= {problem.rounding:.1e}, cond(X) = "
+                    f"{problem.condition_number:.1e})")
+        if gap > tol >= relative_gap(upper, min(reduced, upper), problem.zero_value):
+            message += ": that margin is what keeps the interval from exact"
     return Solution(lower=lower, upper=upper, weights=weights, exact=bool(gap <= tol),
                     relative_gap=gap, lower_route=lower_route, upper_route=upper_route,
-                    message=message, K=problem.K, time=time.perf_counter() - t0)
+                    message=message, K=problem.K, time=time.perf_counter() - t0,
+                    rounding=delta)
 
 
 def _quiet(func, *args, **kwargs):
@@ -673,6 +798,14 @@ def _solve_weight_decay(problem: DeepLinearProblem, tol: float, restarts: int,
     return weights, min(combined, problem.zero_value), upper, bound_route, route
 
 
+def _whitened_bounds(chain: DeepLinearProblem) -> tuple[float, float]:
+    """Bounds on the optimum of one Schatten chain on whitened X for X as given: the closed
+    form, lowered by the rounding margin and raised by the margin at its minimiser."""
+    value, N = closed_form(chain)
+    upper = value + _point_margin(chain, N / chain.s if chain.rank else N, whitened=True)
+    return max(value - _rounding_margin(chain, upper, whitened=True), 0.0), upper
+
+
 def _chain_bounds(chain: DeepLinearProblem, tol: float, max_iter: int) -> tuple[float, float]:
     """Certified bounds on the optimum of one Schatten chain from its dual (a top-level
     function so that joblib can ship it)."""
@@ -696,28 +829,39 @@ def output_coupled_dual(problem: DeepLinearProblem, *, tol: float = 1e-10) -> Co
     >>> from duallinear.branches import output_coupled_dual
     >>> p = dl.DeepLinearProblem(np.eye(3), np.diag([3.0, 2.0, 0.5]), (1,), 0.5)
     >>> d = output_coupled_dual(p)  # soft-threshold all three values by rho = 1
-    >>> round(d.lower, 10), d.rank
+    >>> round(float(d.lower), 10), d.rank
     (4.125, 2)
     """
     check_problem(problem)
     tol = as_nonneg_scalar(tol, "tol")
     if not (problem.is_schatten or problem.gamma == 0.0):
+        # The dual value is the least-squares optimum over X: 1/2 ||Y - A V^T||^2 for the
+        # reduction, within the rounding margins of the least-squares fit for X as given.
         c0 = 0.5 * problem.residual_sq
-        return CoupledDual(c0, c0, None, math.inf, True, True,
+        fit = problem.A / problem.s if problem.rank else problem.A
+        up = c0 + _point_margin(problem, fit)
+        lo = max(c0 - _rounding_margin(problem.with_gamma(0.0), up), 0.0)
+        return CoupledDual(lo, up, None, math.inf, True, True,
                            "vacuous: with weight decay at H >= 3 each branch's inner minimum "
                            "is -inf unless Lambda X^T = 0")
     convex = _schatten_chain(problem, k=min(problem.dH, problem.rank) or 1)
     if problem.is_whitened:
         lower, N = closed_form(convex)
+        # The closed form is exact for s_1 U V^T: lowered for X as given (solve_dual does it
+        # itself on the other route).
+        lower = max(lower - _rounding_margin(convex, problem.zero_value, whitened=True), 0.0)
     else:
         dual = _quiet(solve_dual, convex, tol=tol)
         lower, N = dual.value, problem.A - dual.Gamma  # the convex problem's optimal N
     P, m, Qt = svd(N / problem.s) if N.size else (N, np.zeros(0), N)
+    eps = problem.rounding
 
     def value(r: int) -> float:  # objective of the truncation of M' = N diag(s)^-1 to rank r
         R = (P[:, :r] * m[:r]) @ (Qt[:r] * problem.s) - problem.A
-        return (0.5 * problem.residual_sq + problem.rho * float(np.sum(m[:r]))
-                + 0.5 * float(np.sum(R * R)))
+        loss = problem.residual_sq + float(np.sum(R * R))
+        # For X as given: the margin at this known map (_point_margin, with ||M||_2 = m_1).
+        margin = float(m[0]) * math.sqrt(loss) * eps + 0.5 * (float(m[0]) * eps) ** 2 if r else 0.0
+        return 0.5 * loss + problem.rho * float(np.sum(m[:r])) + margin
 
     values = {m.size: value(m.size)}
     if relative_gap(values[m.size], lower, problem.zero_value) <= tol:
@@ -803,8 +947,7 @@ def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None,
             raise ValueError("branches must hold at least one value")
     need = sorted({B for B in Bs if B < zero_from})
     if problem.is_whitened:
-        found = {B: (closed_form(_schatten_chain(problem, k=B * problem.k)).value,) * 2
-                 for B in need}
+        found = {B: _whitened_bounds(_schatten_chain(problem, k=B * problem.k)) for B in need}
     else:
         chains = [_schatten_chain(problem, k=B * problem.k) for B in need]
         if n_jobs is None or n_jobs == 1:
@@ -836,3 +979,274 @@ def gap_curve(problem: DeepLinearProblem, branches: Iterable[int] | None = None,
                     gap_upper=gap_upper, relative_gap=gap_upper / np.where(denom > 0, denom, 1),
                     zero_from=zero_from, dual=dual, exact=np.array(exact),
                     time=time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------- budget form
+@dataclass(frozen=True, eq=False)
+class BudgetSolution:
+    """Outcome of :func:`budget_form`: the exact optimum under a weight budget and its dual.
+
+    Attributes
+    ----------
+    value : float
+        The optimum ``min 1/2 ||f(X) - Y||_F^2`` subject to ``penalty(W) <= budget``.
+    dual_value : float
+        ``max_{lam >= 0} g(lam)``, the dual obtained by dualising the budget alone (a lower
+        bound on ``value``; equal to it when the penalty is convex in the singular values).
+    multiplier : float
+        The ``lam`` at which ``dual_value`` was attained.
+    weights : list
+        Weights attaining ``value`` (``[W_1, .., W_H]`` for one chain, else ``B`` such
+        lists), balanced, spending at most ``budget`` (up to rounding, 1e-15 relative).
+    spent : float
+        ``penalty(weights)``, the part of the budget the weights use.
+    relative_gap : float
+        ``(value - dual_value) / max(|value|, 1e-8 * 1/2 ||Y||^2)``.
+    gap_bound : float
+        The proved bound on ``value - dual_value`` (:func:`budget_gap_bound`).
+    budget : float
+    message : str
+    """
+
+    value: float
+    dual_value: float
+    multiplier: float
+    weights: list
+    spent: float
+    relative_gap: float
+    gap_bound: float
+    budget: float
+    message: str
+
+
+def _nonconvexity(p: float) -> float:
+    """``sup (psi - conv psi)`` for ``psi(tau) = 1/2 (1 - tau^(1/p))_+^2`` on ``tau >= 0``.
+
+    With ``r = 1/p > 1`` and ``y = tau^r``: the line through ``(0, 1/2)`` touches ``psi`` at
+    ``y* = 2 (r - 1) / (2 r - 1)``; ``psi`` is concave left of ``y_i = (r - 1) / (2 r - 1)``,
+    where the distance to the line is largest at the point of slope equal to the line's
+    (found by bisection on the decreasing ``psi'``). ``0`` for ``p = 1`` (``psi`` convex).
+    """
+    if p >= 1.0:
+        return 0.0
+    r = 1.0 / p
+
+    def psi(tau: float) -> float:
+        return 0.5 * (1.0 - tau**r) ** 2
+
+    def dpsi(tau: float) -> float:
+        return -r * tau ** (r - 1.0) * (1.0 - tau**r)
+
+    tau_star = (2.0 * (r - 1.0) / (2.0 * r - 1.0)) ** p
+    slope = dpsi(tau_star)
+    lo, hi = 0.0, ((r - 1.0) / (2.0 * r - 1.0)) ** p
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if dpsi(mid) > slope else (lo, mid)
+    tau = 0.5 * (lo + hi)
+    return max(psi(tau) - 0.5 - slope * tau, 0.0)
+
+
+def _budget_values(problem: DeepLinearProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                        float, float]:
+    """``(U, a, Vt, c, tail)``: the SVD of ``A`` cut to the top ``K`` positive values, the
+    level ``c`` of the whitened X and ``1/2`` the energy of ``A`` beyond them."""
+    U, sigma, Vt = svd(problem.A)
+    K = min(problem.K, int(np.sum(sigma > 0)))
+    tail = 0.5 * float(np.dot(sigma[K:], sigma[K:]))
+    return U[:, :K], sigma[:K], Vt[:K], float(problem.s[0]), tail
+
+
+def _budget_primal(a: np.ndarray, beta: float, p: float) -> tuple[float, np.ndarray]:
+    """``min sum_j 1/2 (x_j - a_j)^2`` subject to ``sum_j x_j^p <= beta``, ``x >= 0``, for
+    ``a`` sorted decreasing and positive; returns the value and a minimiser (feasible).
+
+    ``p = 1``: the projection onto the simplex-like ball, ``x = (a - tau)_+``. ``0 < p < 1``:
+    the best of the KKT points (``docs/math.md``, budget form): for each support
+    ``{1 .. s}`` the curve ``t = x_s`` in ``(0, a_s]``, ``mu(t) = (a_s - t) t^(1-p) / p`` and
+    ``x_j`` the larger root of ``x + mu p x^(p-1) = a_j`` for ``j < s``, cut by the budget.
+    """
+    if a.size == 0 or float(np.sum(a**p)) <= beta:
+        return 0.0, a.copy()
+    if beta <= 0.0:
+        return 0.5 * float(np.dot(a, a)), np.zeros_like(a)
+    if p == 1.0:
+        lo, hi = 0.0, float(a[0])  # sum (a - tau)_+ falls from sum a > beta to 0
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if np.sum(np.maximum(a - mid, 0.0)) > beta else (lo, mid)
+        x = np.maximum(a - hi, 0.0)
+        return 0.5 * float(np.sum((x - a) ** 2)), x
+
+    def points(s: int, t: np.ndarray) -> np.ndarray:
+        mu = (a[s - 1] - t) * t ** (1.0 - p) / p
+        head = _larger_root(a[:s - 1, None], mu[None, :], p)
+        return np.vstack([head, t[None, :]])  # shape (s, len(t))
+
+    def excess(s: int, t: np.ndarray) -> np.ndarray:
+        return np.sum(points(s, t) ** p, axis=0) - beta
+
+    best, best_x = 0.5 * float(np.dot(a, a)), np.zeros_like(a)
+    for s in range(1, a.size + 1):
+        t = a[s - 1] * np.geomspace(1e-12, 1.0, BUDGET_KKT_GRID)
+        g = excess(s, t)
+        for i in np.nonzero((g[:-1] <= 0.0) != (g[1:] <= 0.0))[0]:
+            lo, hi = t[i], t[i + 1]
+            feasible_lo = g[i] <= 0.0
+            for _ in range(100):
+                mid = 0.5 * (lo + hi)
+                if (excess(s, np.array([mid]))[0] <= 0.0) == feasible_lo:
+                    lo = mid
+                else:
+                    hi = mid
+                if hi - lo <= 4 * np.finfo(float).eps * hi:
+                    break
+            x_s = points(s, np.array([lo if feasible_lo else hi]))[:, 0]
+            x = np.zeros_like(a)
+            x[:s] = x_s
+            value = 0.5 * float(np.sum((x - a) ** 2))
+            if value < best and float(np.sum(x**p)) <= beta:
+                best, best_x = value, x
+    return best, best_x
+
+
+def _budget_dual(a: np.ndarray, beta: float, p: float) -> tuple[float, float]:
+    """``max_{Lam >= 0} sum_j phi_Lam(a_j) - Lam beta`` with ``phi_Lam(a) = min_{x >= 0}
+    1/2 (x - a)^2 + Lam x^p`` (concave in ``Lam``); returns the best value found and its
+    ``Lam``. The maximiser lies in ``[0, 1/2 sum a^2 / beta]``: beyond, every minimiser has
+    ``sum x^p <= 1/2 sum a^2 / Lam < beta``, a negative supergradient."""
+    def g(lam: float) -> float:
+        return float(np.sum(_threshold(a, lam, p)[1])) - lam * beta
+
+    if a.size == 0:
+        return 0.0, 0.0
+    lo, hi = 0.0, 0.5 * float(np.dot(a, a)) / beta
+    found = [(g(lo), lo), (g(hi), hi)]
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    f1, f2 = g(x1), g(x2)
+    for _ in range(BUDGET_GOLDEN_STEPS):
+        found += [(f1, x1), (f2, x2)]
+        if f1 < f2:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + ratio * (hi - lo)
+            f2 = g(x2)
+        else:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - ratio * (hi - lo)
+            f1 = g(x1)
+    return max(found)
+
+
+def budget_gap_bound(problem: DeepLinearProblem) -> float:
+    """A bound on the duality gap of :func:`budget_form`, valid for every budget.
+
+    Returns ``rho_p a_1^2``, with ``a_1`` the largest singular value of ``A`` and
+    ``rho_p = sup (psi - conv psi)`` for ``psi(tau) = 1/2 (1 - tau^(1/p))_+^2``, ``p = 2/H``
+    (weight decay) or 1 (Schatten, where it is 0): the problem splits into one scalar problem
+    per singular value, all sharing the budget, and at most one of them needs its convex
+    envelope (``docs/math.md``, budget form). ``rho_p`` is 0.0337 at ``H = 3`` and 0.0774 at
+    ``H = 4``.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> p = dl.DeepLinearProblem(np.eye(2), np.diag([2.0, 1.0]), (1, 1), 0.0,
+    ...                          penalty="frobenius")
+    >>> round(dl.budget_gap_bound(p), 6)  # 4 * rho_{2/3}
+    0.134884
+    """
+    check_problem(problem)
+    if problem.rank == 0 or not np.any(problem.A):
+        return 0.0
+    a1 = float(svdvals(problem.A)[0])
+    return _nonconvexity(_power(problem)) * a1 * a1
+
+
+def budget_form(problem: DeepLinearProblem, budget: float) -> BudgetSolution:
+    """The network under a weight budget, solved exactly for whitened X, with its dual.
+
+    Minimise ``1/2 ||f(X) - Y||_F^2`` over the weights of ``problem``'s architecture (``B``
+    branches of widths ``hidden``) subject to ``penalty(W) <= budget``, where the penalty is
+    ``sum ||W||_F^2`` over all layers of all branches for ``penalty="frobenius"`` and
+    ``sum ||W||_{S_H}^H`` for ``"schatten"``; ``problem.gamma`` is not used. Over all
+    factorisations of an end-to-end ``M`` of rank ``<= K`` the cheapest costs
+    ``H sum_j sigma_j(M)^p`` (``p = 2/H``, or 1), so for whitened X the problem splits over the
+    singular values ``a_j`` of ``A``, sharing the budget; its minimum is the best of the KKT
+    points, found per support by a 1-D root find. The dual dualises the budget alone:
+    ``g(lam) = P_wd(lam) - lam budget`` with ``P_wd(lam)`` the weight-decay optimum at
+    ``gamma = lam`` (:func:`whitened_optimum`), a concave function of ``lam`` maximised by
+    golden section on a proved bracket. ``docs/math.md`` (budget form) has the derivation and
+    the bound :func:`budget_gap_bound` on the gap.
+
+    Parameters
+    ----------
+    problem : DeepLinearProblem
+        With whitened X (``X X^T = c I`` on the range of X): only there is the primal exact,
+        and other X raise ``ValueError``.
+    budget : float > 0
+
+    Returns
+    -------
+    BudgetSolution
+
+    Raises
+    ------
+    ValueError
+        If ``budget`` is not positive and finite, or X is not whitened.
+
+    Examples
+    --------
+    >>> import numpy as np, duallinear as dl
+    >>> p = dl.DeepLinearProblem(np.eye(2), np.diag([2.0, 1.0]), (1, 1), 0.0,
+    ...                          penalty="frobenius", branches=2)
+    >>> sol = dl.budget_form(p, budget=1.0)  # 3 (m_1^(2/3) + m_2^(2/3)) <= 1
+    >>> round(sol.value, 6), round(sol.dual_value, 6), bool(sol.value - sol.dual_value
+    ...                                                     <= sol.gap_bound)
+    (2.133618, 2.0, True)
+    """
+    check_problem(problem)
+    budget = as_nonneg_scalar(budget, "budget")
+    if not (budget > 0.0 and math.isfinite(budget)):
+        raise ValueError(f"budget must be positive and finite, got {budget!r}")
+    if not problem.is_whitened:
+        raise ValueError(
+            "budget_form is exact only for whitened X (X X^T = c I on the range of X); the "
+            f"singular values of X range from {problem.s[-1]:.6g} to {problem.s[0]:.6g}")
+    p, H = _power(problem), problem.depth
+    const = 0.5 * problem.residual_sq
+    if problem.rank == 0:
+        U, a, Vt, c, tail = np.zeros((problem.dH, 0)), np.zeros(0), np.zeros((0, 0)), 1.0, 0.0
+    else:
+        U, a, Vt, c, tail = _budget_values(problem)
+    # In N = M U diag(s) = c M U the constraint H sum_j sigma_j(M)^p <= budget reads
+    # sum_j x_j^p <= beta, with x_j = sigma_j(N).
+    beta = budget * c**p / H
+    loss, x = _budget_primal(a, beta, p)
+    dual, lam = _budget_dual(a, beta, p)
+    weights = _branch_weights(problem, (U * x) @ Vt / c if a.size else
+                              np.zeros_like(problem.A))
+    value = const + tail + loss
+    dual_value = min(const + tail + dual, value)  # equal up to rounding when the gap is 0
+    spent = _spent(problem, weights)
+    gap = relative_gap(value, dual_value, problem.zero_value)
+    bound = budget_gap_bound(problem)
+    message = (f"exact optimum over the KKT points of {a.size} per-singular-value problems; "
+               f"dual of the budget at lam = {lam * c**p / H:.6g}: relative gap {gap:.2e} "
+               f"(proved bound on the gap {bound:.3g})")
+    return BudgetSolution(value=value, dual_value=dual_value, multiplier=lam * c**p / H,
+                          weights=weights, spent=spent, relative_gap=gap, gap_bound=bound,
+                          budget=budget, message=message)
+
+
+def _spent(problem: DeepLinearProblem, weights: list) -> float:
+    """The penalty of ``weights`` (without ``gamma``): what they use of a budget."""
+    branches = weights if problem.branches > 1 else [weights]
+    total = 0.0
+    for chain in branches:
+        for W in chain:
+            if problem.is_schatten:
+                total += float(np.sum(svdvals(W) ** problem.depth)) if W.size else 0.0
+            else:
+                total += float(np.sum(W * W))
+    return total
