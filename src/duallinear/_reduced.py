@@ -409,16 +409,18 @@ class Reduced:
         return min(free, absorbed)
 
     def weights_rounding(self, rounding: Rounding, M: np.ndarray, N: np.ndarray,
-                         outside: float = 0.0) -> tuple[float, float]:
+                         outside: float = 0.0, norm: float | None = None
+                         ) -> tuple[float, float]:
         """For weights whose product has the reduced form ``M`` (``dH x r``, the map on the
         basis ``U`` of X; ``N = M diag(s)``) and a part of norm ``outside`` off that basis
         (normalised units): the shift of their objective (its own margin), and what the pair
         with the dual point of ``rounding`` adds to the gap: second order, plus the first-order
-        terms that do not cancel because ``M`` differs from the dual point's map."""
+        terms that do not cancel because ``M`` differs from the dual point's map. ``norm``:
+        ``||M||_op`` when the caller has it from a factorisation."""
         eps = self.eps_x
         if eps == 0.0:
             return 0.0, 0.0
-        m = op_norm(M) + outside
+        m = (op_norm(M) if norm is None else norm) + outside
         fit = float(np.sqrt(float(np.sum((N - self.A) ** 2)) + self.residual_sq))
         own = m * fit * eps + 0.5 * (m * eps) ** 2
         Mhat = rounding.M

@@ -17,6 +17,7 @@ from ._reduced import (
     PRUNE_LEVELS,
     Reduced,
     make_feasible,
+    op_norm,
     relative_gap,
     tail_sq,
 )
@@ -103,8 +104,16 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
     for W in weights[1:]:
         product = W @ product
     on_basis = product @ problem.U  # (dH, r)
-    off = product - on_basis @ problem.U.T  # ~0 unless X has fewer directions than d0
-    outside = float(np.sqrt(np.vdot(off, off))) * red.b / red.a  # >= its operator norm
+    norm = _norm_through_bottleneck(weights, problem.U)
+    if problem.U.shape[0] == problem.U.shape[1]:
+        # U is orthogonal up to rounding: the part off the basis is product (I - U U^T), of
+        # norm at most ||I - U U^T|| <= 8 d0 eps (a LAPACK orthogonal factor) times its own.
+        off_norm = 8.0 * problem.U.shape[0] * np.finfo(np.float64).eps * float(
+            np.sqrt(np.vdot(on_basis, on_basis)))
+    else:
+        off = product - on_basis @ problem.U.T  # ~0 unless X has fewer directions than d0
+        off_norm = float(np.sqrt(np.vdot(off, off)))  # >= its operator norm
+    outside = off_norm * red.b / red.a
     M = on_basis * (red.b / red.a)
     upper = dual.upper_bound / scale_of(red)
     rounding = dual._rounding_detail
@@ -113,9 +122,31 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
         # denominator.
         rounding = red.rounding(dual.Gamma / red.a, upper,
                                 1e-13 * max(abs(upper), GAP_FLOOR * red.zero_value))
-    own, pair = red.weights_rounding(rounding, M, M * red.s, outside)
+    own, pair = red.weights_rounding(rounding, M, M * red.s, outside,
+                                     None if norm is None else norm * red.b / red.a)
     scale = red.a**2
     return value - dual.float_value + pair * scale, own * scale
+
+
+def _norm_through_bottleneck(weights: list[np.ndarray], U: np.ndarray) -> float | None:
+    """``||W_H .. W_1 U||_op`` through the narrowest layer (width c): with ``L R`` the product
+    split there and ``L = Q T`` (QR), it is ``||T R||_op`` for a ``c x r`` matrix. None when
+    no layer is narrower than the product itself (nothing to gain)."""
+    widths = [W.shape[0] for W in weights[:-1]]
+    if not widths:
+        return None
+    i = int(np.argmin(widths))
+    c = widths[i]
+    if 2 * c > min(weights[-1].shape[0], U.shape[1]):
+        return None
+    right = weights[0] @ U
+    for W in weights[1:i + 1]:
+        right = W @ right
+    left = weights[i + 1]
+    for W in weights[i + 2:]:
+        left = W @ left
+    T = np.linalg.qr(left, mode="r")
+    return op_norm(T @ right)
 
 
 def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
