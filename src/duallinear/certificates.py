@@ -100,20 +100,22 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
     if not np.isfinite(dual.float_value) or not problem.rank:
         return value - dual.value, 0.0
     red = Reduced.of(problem)
-    product = weights[0]
-    for W in weights[1:]:
-        product = W @ product
-    on_basis = product @ problem.U  # (dH, r)
-    norm = _norm_through_bottleneck(weights, problem.U)
+    left, right = _split_at_bottleneck(weights)  # W_H .. W_1 = left @ right
+    right_U = right @ problem.U  # (c, r)
+    on_basis = left @ right_U  # (dH, r)
     if problem.U.shape[0] == problem.U.shape[1]:
         # U is orthogonal up to rounding: the part off the basis is product (I - U U^T), of
         # norm at most ||I - U U^T|| <= 8 d0 eps (a LAPACK orthogonal factor) times its own.
         off_norm = 8.0 * problem.U.shape[0] * np.finfo(np.float64).eps * float(
             np.sqrt(np.vdot(on_basis, on_basis)))
     else:
-        off = product - on_basis @ problem.U.T  # ~0 unless X has fewer directions than d0
+        off = left @ (right - right_U @ problem.U.T)  # ~0 unless X has fewer directions
         off_norm = float(np.sqrt(np.vdot(off, off)))  # >= its operator norm
     outside = off_norm * red.b / red.a
+    # ||left @ right_U||_op from the c x r matrix T right_U (left = Q T), when c is small.
+    c = right.shape[0]
+    norm = (op_norm(np.linalg.qr(left, mode="r") @ right_U)
+            if 2 * c <= min(left.shape[0], right_U.shape[1]) else None)
     M = on_basis * (red.b / red.a)
     upper = dual.upper_bound / scale_of(red)
     rounding = dual._rounding_detail
@@ -128,25 +130,16 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
     return value - dual.float_value + pair * scale, own * scale
 
 
-def _norm_through_bottleneck(weights: list[np.ndarray], U: np.ndarray) -> float | None:
-    """``||W_H .. W_1 U||_op`` through the narrowest layer (width c): with ``L R`` the product
-    split there and ``L = Q T`` (QR), it is ``||T R||_op`` for a ``c x r`` matrix. None when
-    no layer is narrower than the product itself (nothing to gain)."""
-    widths = [W.shape[0] for W in weights[:-1]]
-    if not widths:
-        return None
-    i = int(np.argmin(widths))
-    c = widths[i]
-    if 2 * c > min(weights[-1].shape[0], U.shape[1]):
-        return None
-    right = weights[0] @ U
+def _split_at_bottleneck(weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(W_H .. W_{i+1}, W_i .. W_1)`` split after the narrowest hidden layer i."""
+    i = int(np.argmin([W.shape[0] for W in weights[:-1]]))
+    right = weights[0]
     for W in weights[1:i + 1]:
         right = W @ right
     left = weights[i + 1]
     for W in weights[i + 2:]:
         left = W @ left
-    T = np.linalg.qr(left, mode="r")
-    return op_norm(T @ right)
+    return left, right
 
 
 def duality_gap(problem: DeepLinearProblem, weights: list[np.ndarray],
