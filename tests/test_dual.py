@@ -420,6 +420,25 @@ def test_leading_triplets_match_full_svds_and_are_certified() -> None:
     _check_lower_bound(lead.value, primal.value)
 
 
+def test_rounding_bound_from_kept_leading_triplets_is_the_full_svds() -> None:
+    # A certificate through leading triplets keeps them (with every singular value) for the
+    # rounding bound at its point, instead of a full SVD there: the same terms.
+    from duallinear._linalg import LeadingSVD
+    from duallinear._reduced import Reduced
+
+    problem = _structured_problem(120, 5, 5, seed=0)
+    dual = dl.solve_dual(problem, partial_svd=False)
+    kept, fresh = Reduced.of(problem), Reduced.of(problem)
+    Gamma = dual.Gamma / kept.a
+    point = kept.certify_leading(Gamma, LeadingSVD())
+    assert kept.knows(point[0]) and kept.factors(point[0])[0].shape[1] == problem.k
+    assert point[1:] == pytest.approx(fresh.certify(Gamma)[1:], rel=1e-13)
+    mine, full = kept.rounding(point[0]), fresh.rounding(point[0])
+    for name in ("first", "dual_second", "primal_second"):
+        assert getattr(mine, name) == pytest.approx(getattr(full, name), rel=1e-9), name
+    np.testing.assert_allclose(mine.M, full.M, atol=1e-10 * np.abs(full.M).max())
+
+
 def test_leading_triplets_fall_back_on_unstructured_data() -> None:
     # Gaussian targets: no spectral gap, the maps fall back to full SVDs and still converge.
     rng = np.random.default_rng(1)

@@ -254,6 +254,33 @@ def test_leading_warm_start_takes_fewer_products() -> None:
     np.testing.assert_allclose(s[:c], np.linalg.svd(B2, compute_uv=False)[:c], rtol=1e-12)
 
 
+def test_leading_settles_needed_triplets_before_a_cluster() -> None:
+    # Regression (benchmarks/cost_curve.py, d = 2000): 32 leading values well apart from a
+    # flat bulk. The needed triplets settle in about 10 products; the next one, inside the
+    # bulk, never does, and the stagnation test used to watch it too and gave up (a full
+    # SVD then cost 7 s where the triplets took 2).
+    rng = np.random.default_rng(0)
+    U = np.linalg.qr(rng.standard_normal((400, 400)))[0]
+    V = np.linalg.qr(rng.standard_normal((400, 400)))[0]
+    s = np.concatenate([np.linspace(1.0, 0.7, 32),
+                        0.15 * (1 + 1e-3 * rng.standard_normal(368))])
+    B = (U * s) @ V.T
+    lead = _linalg.LeadingSVD(max_fraction=0.25)
+    out = lead(B, lambda sv: 32, start=32)
+    assert out is not None and out[3] == 32
+    np.testing.assert_allclose(out[1][:32], np.sort(s)[::-1][:32], rtol=1e-12)
+
+
+def test_largest_singular_value_small_exact_large_settled() -> None:
+    B = _low_rank_plus_noise(60, 50, 3, 0.1, seed=9)
+    assert _linalg.largest_singular_value(B) == np.linalg.svd(B, compute_uv=False)[0]
+    n = _linalg.LARGEST_VALUE_MIN_DIM
+    big = _low_rank_plus_noise(n, n, 3, 0.1, seed=10)
+    exact = np.linalg.svd(big, compute_uv=False)[0]
+    value = _linalg.largest_singular_value(big)
+    assert value <= exact * (1 + 1e-15) and value == pytest.approx(exact, rel=1e-12)
+
+
 def test_leading_values_only_and_zero_matrix() -> None:
     B = _low_rank_plus_noise(120, 100, 3, 0.05, seed=6)
     top = _linalg.LeadingSVD(rtol=1e-10, values_only=True)(B, lambda sv: 1)

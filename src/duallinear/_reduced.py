@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._linalg import LeadingSVD, svd, svdvals, top_triplets
+from ._linalg import LeadingSVD, svd, svdvals
 
 __all__ = [
     "GAP_FLOOR",
@@ -249,7 +249,10 @@ class Reduced:
         return Gamma, lower, min(upper, self.zero_value)
 
     def factors(self, Gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The thin SVD of ``A - Gamma``, reused when it is the last one taken."""
+        """The thin SVD of ``A - Gamma``, reused when it is the last one taken.
+
+        A kept decomposition may hold only the k leading triplets (with every singular value):
+        :meth:`certify_leading` keeps what its leading triplets gave."""
         if self.knows(Gamma):
             return self._last[1]
         return self.remember(Gamma, svd(self.A - Gamma))
@@ -275,9 +278,19 @@ class Reduced:
         """
         Gamma = make_feasible(Gamma, self.s, self.rho)
         B = self.A - Gamma
-        lower = dual_value(self.A, Gamma, self.residual_sq, tail_sq(svdvals(B), self.k))
-        upper = truncation_value(self.A, *top_triplets(B, self.k, lead), self.s, self.rho,
-                                 self.residual_sq)
+        top = lead(B, lambda sv: self.k, start=self.k)
+        if top is None:
+            # A full SVD after all: it gives the values too, and stays at hand for the
+            # rounding bound at this point (one decomposition instead of three).
+            U, sv, Vt = self.remember(Gamma, svd(B))
+            triplets = U[:, :self.k], sv[:self.k], Vt[:self.k]
+        else:
+            sv = svdvals(B)
+            triplets = top[0][:, :self.k], top[1][:self.k], top[2][:self.k]
+            # Kept for the rounding bound too: the k leading triplets and every value.
+            self.remember(Gamma, (triplets[0], sv, triplets[2]))
+        lower = dual_value(self.A, Gamma, self.residual_sq, tail_sq(sv, self.k))
+        upper = truncation_value(self.A, *triplets, self.s, self.rho, self.residual_sq)
         return Gamma, lower, min(upper, self.zero_value)
 
     def estimate(self, Gamma: np.ndarray, lead: LeadingSVD, lead_norm: LeadingSVD
@@ -388,6 +401,8 @@ class Reduced:
         curvature = 1.0 + 4.0 * float(sv[0]) / split if np.isfinite(split) else 1.0
         dual_second = top * kappa * tau + 0.5 * curvature * kappa**2 + drop
         if block[k:].any():  # tied across k
+            if Vt.shape[0] <= hi:  # (kept from leading triplets: the block needs all of it)
+                Vt = svd(A - Gamma)[2]
             weight = np.sqrt(np.einsum("ij,ij->j", Vt[block], Vt[block]))
             kappa_b = min(kappa, 2.0 * eps * float(np.sqrt(np.sum((weight * coef) ** 2))))
             dual_second += 2.0 * float(sv[k - 1]) * np.sqrt(block.sum()) * kappa_b

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._linalg import LeadingSVD, top_triplets
+from .._linalg import LeadingSVD, svdvals, top_triplets
 from .._reduced import Reduced
 from .._spectral import ball, spectral_change, truncated
 from ..results import DualDiagnostics
@@ -151,6 +151,9 @@ class _Certifier:
             cheap = red.k + 4 <= fraction * min(red.A.shape) / 2
             self.lead_norm = LeadingSVD(oversample=red.k + 4, rtol=1e-10, values_only=True,
                                         max_fraction=fraction if cheap else 0.0)
+            # The norm of the refinement's free block (see `free_norm`).
+            self.lead_free = LeadingSVD(oversample=red.k + 4, rtol=1e-13, values_only=True,
+                                        max_fraction=fraction if cheap else 0.0)
 
     def __call__(self, Gamma: np.ndarray) -> tuple[np.ndarray, float, float]:
         red = self.red
@@ -168,6 +171,16 @@ class _Certifier:
 
     def top_k(self, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return top_triplets(B, self.red.k, self.lead)
+
+    def free_norm(self, W: np.ndarray) -> float:
+        """``||W||_op`` of the refinement's free block: with leading triplets the Ritz value
+        settled to 1e-13 (it only shapes the candidate, whose certificate takes the exact
+        norm of ``Gamma diag(s)``), else exact."""
+        if self.partial and W.size:
+            top = self.lead_free(W, lambda sv: 1)
+            if top is not None:
+                return float(top[1][0])
+        return float(svdvals(W)[0]) if W.size else 0.0
 
 
 def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
@@ -204,7 +217,7 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
         """A refinement from ``point``; True when it certified (``best`` is then its point)."""
         nonlocal best, diag
         diag = replace(diag, refine_attempts=diag.refine_attempts + 1)
-        attempt = refine(red, point, cert.top_k, cert, tol, settings)
+        attempt = refine(red, point, cert.top_k, cert, tol, settings, cert.free_norm)
         if attempt is None:
             return False
         diag = replace(diag, refine_evaluations=diag.refine_evaluations + attempt.evaluations)

@@ -36,7 +36,8 @@ class Refinement(NamedTuple):
 
 
 def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, tol: float,
-           settings: DRSettings) -> Refinement | None:
+           settings: DRSettings, free_norm: Callable[[np.ndarray], float] | None = None
+           ) -> Refinement | None:
     """A certificate through the primal, started from the dual point ``Gamma``.
 
     1. ``N = trunc_k(A - Gamma)``, factored as ``M = N diag(s)^-1 = L R^T`` (balanced).
@@ -53,6 +54,8 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
 
     When that fails and the refined ``M`` has fewer than k significant singular values, the
     rank bound is inactive: see :func:`_refine_low_rank`.
+
+    ``free_norm(W)`` gives ``||W||_op`` for step 3 (default: exact, from all singular values).
 
     Returns the best certified point with its evaluations and route, or None if the local
     search diverged at once.
@@ -80,7 +83,10 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
         # W: the current iterate's block orthogonal to the refined M, scaled into the ball.
         W = GS - P @ (P.T @ GS)
         W -= (W @ Q) @ Q.T
-        norm = float(svdvals(W)[0]) if W.size else 0.0
+        if free_norm is not None:
+            norm = free_norm(W)
+        else:
+            norm = float(svdvals(W)[0]) if W.size else 0.0
         if norm > rho:
             W *= rho / norm
         W += rho * (P @ Q.T)
