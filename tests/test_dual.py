@@ -420,6 +420,36 @@ def test_leading_triplets_match_full_svds_and_are_certified() -> None:
     _check_lower_bound(lead.value, primal.value)
 
 
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_gap_at_k_certifies_from_the_truncation_of_a_before_any_iteration(partial) -> None:
+    # Targets of rank k plus noise: A has a gap at k, and the refinement from Gamma = 0
+    # certifies before DR allocates its iterates. Against DR without that start.
+    problem = _structured_problem(120, 5, 5, seed=0)
+    early = dl.DRSettings(refine_start_min_dim=100)
+    first = dl.solve_dual(problem, partial_svd=partial, settings=early)
+    plain = dl.solve_dual(problem, partial_svd=partial,
+                          settings=dl.DRSettings(refine_start_min_dim=10**9))
+    assert first.converged and plain.converged, (first.message, plain.message)
+    assert first.iterations == 0 and first.diagnostics.refine_start
+    assert first.diagnostics.refine_route and "before any iteration" in first.message
+    assert plain.iterations > 0 and not plain.diagnostics.refine_start
+    assert rel_diff(first.value, plain.value) <= RTOL
+    rec = dl.recover(problem, first)
+    assert rec.relative_gap <= 1e-9
+    _check_lower_bound(first.value, rec.value)
+
+
+def test_no_gap_at_k_skips_the_start_from_zero() -> None:
+    # Gaussian targets: sigma_k(A) / sigma_{k+1}(A) is about 1, the start is not tried (from
+    # zero the refinement lands in a local minimum on such data).
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((60, 120)), rng.standard_normal((60, 120))
+    problem = dl.DeepLinearProblem(X, Y, (12, 12), 0.3 * np.sqrt(60) / 3)
+    result = dl.solve_dual(problem, settings=dl.DRSettings(refine_start_min_dim=10))
+    assert result.converged, result.message
+    assert not result.diagnostics.refine_start and result.iterations > 0
+
+
 def test_rounding_bound_from_kept_leading_triplets_is_the_full_svds() -> None:
     # A certificate through leading triplets keeps them (with every singular value) for the
     # rounding bound at its point, instead of a full SVD there: the same terms.

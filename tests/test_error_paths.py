@@ -188,6 +188,8 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.DRSettings(schedule=[(1.0, 0.1)]), TypeError, "schedule"),
         (lambda: dl.DRSettings(schedule=((1.0, -0.1),)), ValueError, "schedule"),
         (lambda: dl.DRSettings(refine_at=(2, 0)), ValueError, "refine_at"),
+        (lambda: dl.DRSettings(refine_start_gap=0.0), ValueError, "refine_start_gap"),
+        (lambda: dl.DRSettings(refine_start_min_dim=1.5), TypeError, "refine_start_min_dim"),
         (lambda: dl.DRSettings(partial_max_fraction=float("nan")), ValueError,
          "partial_max_fraction"),
         (lambda: dl.DRSettings(primal_refine=None), TypeError, "primal_refine"),

@@ -126,6 +126,9 @@ class DualDiagnostics:
     refine_route : str
         ``""`` unless the certificate came from a refinement; then ``"rank_k"`` (the factored
         rank-k problem) or ``"low_rank"`` (the rank bound inactive: the convex problem).
+    refine_start : bool
+        Whether a refinement from ``Gamma = 0`` was tried before the first iteration (A had a
+        gap at k; ``DRSettings.refine_start_min_dim``).
     partial_svd : bool
         Whether the proximal maps tried leading singular triplets first.
     maps_leading, maps_gram, maps_svd : int
@@ -145,6 +148,7 @@ class DualDiagnostics:
     refine_attempts: int = 0
     refine_evaluations: int = 0
     refine_route: str = ""
+    refine_start: bool = False
     partial_svd: bool = False
     maps_leading: int = 0
     maps_gram: int = 0

@@ -104,7 +104,9 @@ def message(status: str, gap: float, tol: float, iterations: int, max_iter: int,
         text = CONVERGED_MESSAGES[origin].format(gap=gap, tol=tol)
     d = diagnostics
     if d.refine_route:
-        text += (f"; certified through a primal refinement from the dual iterate (L-BFGS on "
+        source = ("the truncation of A (which has a gap at k), before any iteration"
+                  if iterations == 0 else "the dual iterate")
+        text += (f"; certified through a primal refinement from {source} (L-BFGS on "
                  f"the factored rank-k problem, {d.refine_evaluations} evaluations in "
                  f"{d.refine_attempts} attempt(s))")
     if d.partial_svd:

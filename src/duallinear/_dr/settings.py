@@ -111,6 +111,16 @@ class DRSettings:
     #: certified all but one square instance (which certified from the 10th), where DR alone
     #: needs 105-140 iterations for 1e-10.
     refine_at: tuple[int, ...] = (2, 10, 70)
+    #: From this ``min(dH, r)`` on, a refinement from ``Gamma = 0`` (the truncation of A) is
+    #: tried before the first iteration when A has a gap at k: its k leading triplets settle
+    #: to 1e-6 within 12 products and ``sigma_k >= refine_start_gap * sigma_{k+1}`` (targets of
+    #: rank about k plus noise). Measured on benchmarks/cost_curve.py (rank-32 targets,
+    #: k = 32; A's ratio about 4.8): from zero it certified d = 500..2000 to 4e-16 in 15-25
+    #: evaluations, where DR's two iterations cost 0.5-0.8 SVDs of X and five iterate-sized
+    #: buffers (and Anderson's). Gaussian targets at d = 200 have no gap at k (ratio about 1)
+    #: and from zero never certified there (50-400 SVD-equivalents): those skip it.
+    refine_start_min_dim: int = 500
+    refine_start_gap: float = 2.0
     #: The refinement's preconditioner treats the curvature of entry (j, i) of R as
     #: ``refine_curvature * s_j^2 m_i + rho`` (m: the start's singular values). Measured on
     #: the 9 instances: 0.3-1 best, about 40 evaluations at d = 100 where a scale per row
@@ -179,11 +189,12 @@ class DRSettings:
         for name in ("check_every", "stall_window", "anderson_memory", "anderson_memory_large",
                      "anderson_large", "partial_min_dim", "estimate_max_failures",
                      "gram_min_dim", "refine_max_eval", "refine_memory", "two_sided_from",
+                     "refine_start_min_dim",
                      "two_sided_memory"):
             _positive(getattr(self, name), name, integer=True)
         _positive(self.refine_polish, "refine_polish", integer=True, zero=True)
         for name in ("stall_residual", "stall_far", "fallback_ratio", "partial_max_fraction",
-                     "refine_curvature", "refine_drop", "relaxed_drop"):
+                     "refine_curvature", "refine_drop", "relaxed_drop", "refine_start_gap"):
             _positive(getattr(self, name), name)
         for name in ("residual_floor", "refine_gtol"):
             _positive(getattr(self, name), name, zero=True)
