@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import duallinear as dl
 from cases import (
@@ -418,6 +420,34 @@ def test_leading_triplets_match_full_svds_and_are_certified() -> None:
     primal = dl.solve_primal(problem, restarts=2, seed=0)
     assert rel_diff(lead.value, primal.value) <= RTOL
     _check_lower_bound(lead.value, primal.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 4), st.floats(-8.0, 0.0),
+       st.floats(-3.0, 3.0), st.booleans(), st.integers(0, 10**6))
+def test_structured_norm_bounds_the_exact_norm_in_the_ball(dH, r, c, log_s, log_rho,
+                                                            orthonormal, seed) -> None:
+    # The start's candidate Gamma = (rho P Q^T) / s is certified with this bound instead of
+    # its singular values: it must bound ||Gamma diag(s)||_op of the float Gamma, exactly.
+    from duallinear._dr.refine import structured_norm
+
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(seed)
+    P, Q = rng.standard_normal((dH, c)), rng.standard_normal((r, c))
+    if orthonormal:
+        P, Q = np.linalg.qr(P)[0], np.linalg.qr(Q)[0]
+        c = min(P.shape[1], Q.shape[1])
+        P, Q = P[:, :c], Q[:, :c]
+    s = 10.0 ** rng.uniform(log_s, 0.0, r)
+    rho = 10.0**log_rho
+    Gamma = (rho * (P @ Q.T)) / s
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = 40
+    exact = mp.matrix([[mp.mpf(float(Gamma[i, j])) * mp.mpf(float(s[j])) for j in range(r)]
+                       for i in range(dH)])
+    top = max(mp.svd_r(exact, compute_uv=False))
+    assert float(top) <= structured_norm(P, Q, rho)
+    assert structured_norm(P, Q, rho) <= float(top) * (1 + 1e-12) + 1e-300 or not orthonormal
 
 
 @pytest.mark.parametrize("partial", [False, True])

@@ -67,12 +67,12 @@ def draws(draw: st.DrawFn) -> tuple:
             draw(st.integers(0, 2)))
 
 
-def check_against_the_oracle(problem: dl.DeepLinearProblem, X: np.ndarray, Y: np.ndarray
-                             ) -> str:
+def check_against_the_oracle(problem: dl.DeepLinearProblem, X: np.ndarray, Y: np.ndarray,
+                             dr_settings: dl.DRSettings | None = None) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dl.ConvergenceWarning)
         warnings.simplefilter("ignore", dl.RecoveryWarning)
-        dual = dl.solve_dual(problem)
+        dual = dl.solve_dual(problem, settings=dr_settings)
         rec = dl.recover(problem, dual)
     exact = dl.verify(problem, rec.weights, dual, X=X, Y=Y, digits=40)
     scale = max(problem.zero_value, 1e-300)
@@ -110,6 +110,41 @@ def test_ill_conditioned_certificates_hold_exactly_through_chunks(params, pieces
         warnings.simplefilter("ignore", dl.ConditioningWarning)
         problem = dl.distributed.problem_from_chunks(chunks, hidden, gamma)
     _tally("chunks", check_against_the_oracle(problem, X, Y))
+
+
+def gap_at_k_data(seed: int, log_cond: float, log_noise: float, log_gamma: float
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], float]:
+    """Targets of rank k plus noise (A has a gap at k), X of condition 1..1e10."""
+    rng = np.random.default_rng(seed)
+    d0, dH = int(rng.integers(2, 13)), int(rng.integers(2, 13))
+    n = int(rng.integers(d0, 41))
+    H, k = int(rng.integers(2, 5)), int(rng.integers(1, min(d0, dH) + 1))
+    Q1 = np.linalg.qr(rng.standard_normal((d0, d0)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((n, d0)))[0]
+    X = (Q1 * np.logspace(0.0, -log_cond, d0)) @ Q2.T * 10.0 ** rng.uniform(-3, 3)
+    F = rng.standard_normal((dH, k)) @ rng.standard_normal((k, d0)) @ X
+    Y = F + 10.0**log_noise * np.linalg.norm(F) / np.sqrt(F.size) * rng.standard_normal(F.shape)
+    gamma = float(np.linalg.norm(Y @ X.T, 2)) / H * 10.0**log_gamma
+    return X, Y, (k,) * (H - 1), gamma
+
+
+#: The start from the truncation of A on every size (it starts at min(dH, r) = 500 by
+#: default), with leading triplets allowed the whole space on these small matrices.
+START_EVERYWHERE = dl.DRSettings(refine_start_min_dim=1, partial_max_fraction=1.0)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 10.0), st.floats(-6.0, -1.0),
+       st.floats(-8.0, -0.05))
+def test_certificates_from_the_truncation_of_a_hold_exactly(seed, log_cond, log_noise,
+                                                            log_gamma) -> None:
+    # The refinement from Gamma = 0 certifies with a bound on the candidate's norm in the
+    # ball instead of its singular values (refine.structured_norm): the oracle checks it.
+    X, Y, hidden, gamma = gap_at_k_data(seed, log_cond, log_noise, log_gamma)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        problem = dl.DeepLinearProblem(X, Y, hidden, gamma)
+    _tally("start", check_against_the_oracle(problem, X, Y, START_EVERYWHERE))
 
 
 def test_report_the_tally(capsys) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.linalg
 
 __all__ = ["frobenius", "svd", "svdvals", "svd_driver", "SVDFailure", "LeadingSVD",
-           "largest_singular_value",
+           "spectral_scale",
            "gram_spectral_change", "svd_of_product", "top_triplets"]
 
 
@@ -174,6 +174,11 @@ class LeadingSVD:
         self.failures_in_row = 0
         self.skip_until = 0
 
+    def warm_start(self, V: np.ndarray) -> None:
+        """Start the next call from the columns of ``V`` (shape ``(n, p)``, orthonormal): right
+        singular vectors of a matrix close to the next one."""
+        self.V = V
+
     def _extend(self, V: np.ndarray | None, n: int, p: int) -> np.ndarray:
         fresh = self.rng.standard_normal((n, p - (0 if V is None else V.shape[1])))
         block = fresh if V is None else np.hstack([V, fresh])
@@ -338,27 +343,32 @@ def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return Q1 @ p, s, qt @ Q2.T
 
 
-#: From this ``min(m, n)`` on, :func:`largest_singular_value` takes subspace iteration first
-#: (measured on benchmarks/cost_curve.py's A: 0.07 s against 0.39 s for all values at
-#: d = 1000, 0.5 s against 2.0 s at d = 2000).
-LARGEST_VALUE_MIN_DIM = 1000
+#: From this ``min(m, n)`` on, :func:`spectral_scale` estimates instead of computing every
+#: singular value (measured on benchmarks/cost_curve.py's A: 2.0 s for all values at
+#: d = 2000, where subspace iteration to 1e-13 could not settle the clustered top values
+#: within 30 products and fell back to them).
+SPECTRAL_SCALE_MIN_DIM = 1000
 
 
-def largest_singular_value(Z: np.ndarray, rtol: float = 1e-13) -> float:
-    """``sigma_1(Z)`` for scaling, not for bounds: on large matrices a Ritz value settled to
-    ``rtol`` (relative; it never exceeds the true value), else exact (LAPACK).
+def spectral_scale(Z: np.ndarray, steps: int = 8, block: int = 8, seed: int = 0) -> float:
+    """A scale for ``Z``: ``sigma_1(Z)`` on small matrices, and on large ones the largest Ritz
+    value after ``steps`` products with ``Z^T Z`` on a seeded block of ``block`` vectors
+    (never above ``sigma_1``; close to it, not equal). For units, not for bounds.
 
     Parameters
     ----------
     Z : ndarray, shape (m, n), non-empty
-    rtol : float
-        Change between two products at which the Ritz value counts as settled.
+    steps, block : int
+        Power steps and block size on large matrices.
+    seed : int
+        Seed of the start block (reproducible).
     """
-    if min(Z.shape) >= LARGEST_VALUE_MIN_DIM:
-        top = LeadingSVD(oversample=4, rtol=rtol, values_only=True)(Z, lambda sv: 1)
-        if top is not None and top[1][0] > 0:
-            return float(top[1][0])
-    return float(svdvals(Z)[0])
+    if min(Z.shape) < SPECTRAL_SCALE_MIN_DIM:
+        return float(svdvals(Z)[0])
+    V = np.random.default_rng(seed).standard_normal((Z.shape[1], block))
+    for _ in range(steps):
+        V = np.linalg.qr(Z.T @ (Z @ np.linalg.qr(V)[0]))[0]
+    return float(svdvals(Z @ V)[0])
 
 
 def top_triplets(B: np.ndarray, k: int, lead: LeadingSVD | None = None

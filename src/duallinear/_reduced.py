@@ -10,8 +10,8 @@ every quantity the library certifies is a function of ``(A, s, rho, k, residual_
 * the objective of the rank-k matrix a truncation of ``A - Gamma`` gives (an upper bound);
 * numerical ranks and the relative gap between the two bounds.
 
-Each is written once, here. :class:`Reduced` holds the data in normalised units (``||A||_op =
-s_max = 1``), where the solvers run.
+Each is written once, here. :class:`Reduced` holds the data in normalised units (``s_max = 1``,
+``||A||_op`` about 1), where the solvers run.
 """
 
 from __future__ import annotations
@@ -105,9 +105,11 @@ def op_norm(Z: np.ndarray) -> float:
     return float(svdvals(Z)[0]) if Z.size else 0.0
 
 
-def make_feasible(Gamma: np.ndarray, s: np.ndarray, rho: float) -> np.ndarray:
-    """Scale ``Gamma`` into ``{||Gamma diag(s)||_op <= rho}``."""
-    norm = op_norm(Gamma * s)
+def make_feasible(Gamma: np.ndarray, s: np.ndarray, rho: float, norm: float | None = None
+                  ) -> np.ndarray:
+    """Scale ``Gamma`` into ``{||Gamma diag(s)||_op <= rho}``; ``norm``: an upper bound on
+    ``||Gamma diag(s)||_op`` known to the caller (else it is computed)."""
+    norm = op_norm(Gamma * s) if norm is None else norm
     if norm <= rho:
         return Gamma
     if rho == 0.0:
@@ -190,7 +192,7 @@ class Rounding:
 @dataclass(frozen=True)
 class Reduced:
     """Reduced data in normalised units: ``A / a``, ``s / b``, ``rho / (a b)``, with
-    ``(a, b) = problem.scales`` (so that ``||A||_op = s_max = 1``).
+    ``(a, b) = problem.scales`` (so that ``s_max = 1`` and ``||A||_op`` is about 1).
 
     Values scale by ``a^2``, ``Gamma`` by ``a``, and the layer weights by ``(a / b)^(1/H)``.
     """
@@ -237,9 +239,11 @@ class Reduced:
         """:func:`relative_gap` in these units."""
         return relative_gap(upper, lower, self.zero_value)
 
-    def certify(self, Gamma: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Feasible version of ``Gamma``, its dual value and the recovered primal value."""
-        Gamma = make_feasible(Gamma, self.s, self.rho)
+    def certify(self, Gamma: np.ndarray, norm: float | None = None
+                ) -> tuple[np.ndarray, float, float]:
+        """Feasible version of ``Gamma``, its dual value and the recovered primal value
+        (``norm``: an upper bound on ``||Gamma diag(s)||_op`` if the caller has one)."""
+        Gamma = make_feasible(Gamma, self.s, self.rho, norm)
         if self.A.size == 0:
             lower = upper = 0.5 * self.residual_sq
         else:
@@ -268,7 +272,7 @@ class Reduced:
         self._last[:] = [np.array(Gamma, copy=True), factors]
         return factors
 
-    def certify_leading(self, Gamma: np.ndarray, lead: LeadingSVD
+    def certify_leading(self, Gamma: np.ndarray, lead: LeadingSVD, norm: float | None = None
                         ) -> tuple[np.ndarray, float, float]:
         """:meth:`certify` with the truncation taken from leading triplets.
 
@@ -276,7 +280,7 @@ class Reduced:
         vectors), so the lower bound is exact; the upper bound is the objective of the rank-k
         matrix built from the triplets, valid whatever their accuracy.
         """
-        Gamma = make_feasible(Gamma, self.s, self.rho)
+        Gamma = make_feasible(Gamma, self.s, self.rho, norm)
         B = self.A - Gamma
         top = lead(B, lambda sv: self.k, start=self.k)
         if top is None:

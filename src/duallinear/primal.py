@@ -192,7 +192,7 @@ def end_to_end(weights: Sequence[object]) -> np.ndarray:
 # ------------------------------------------------------------------ normalised problem
 @dataclass(frozen=True)
 class _Scaled:
-    """The problem in units where ``s_max = 1`` and ``||A||_op = 1``.
+    """The problem in units where ``s_max = 1`` and ``||A||_op`` is about 1.
 
     With ``X' = X/b``, ``Y' = Y/a``, ``gamma' = gamma/(a b)`` the optimum is ``P*/a^2`` and
     the weights are ``W_i (b/a)^(1/H)``: the optimiser then sees values and gradients of order
@@ -391,7 +391,7 @@ def solve_primal(
         Iterations per restart (default 20000 for L-BFGS, 10000 for GD).
     tol : float
         Stopping tolerance on the largest gradient entry, in normalised units (data scaled to
-        ``s_max(X) = ||A||_op = 1``).
+        ``s_max(X) = 1``, ``||A||_op`` about 1).
     init : list of ndarray, optional
         Start of the first restart instead of a random point (e.g. to polish given weights).
     init_scale : float

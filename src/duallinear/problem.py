@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _statistics
-from ._linalg import frobenius, largest_singular_value, svd
+from ._linalg import frobenius, spectral_scale, svd
 from ._reduced import GAP_FLOOR, numerical_rank
 from ._validation import (
     as_hidden,
@@ -532,11 +532,11 @@ class DeepLinearProblem:
     def scales(self) -> tuple[float, float]:
         """``(a, b) = (||A||_op, s_max(X))``, each replaced by a positive fallback when zero.
 
-        Solvers work in the units ``A/a``, ``s/b``, ``gamma/(a b)`` where both are one (``a``
-        is a scale, not a bound: on large A it is a Ritz value of ``||A||_op``, settled to
-        1e-13 between two products)."""
+        Solvers work in the units ``A/a``, ``s/b``, ``gamma/(a b)`` where both are about one
+        (``a`` is a scale, not a bound: on large A an estimate of ``||A||_op`` from below,
+        :func:`~duallinear._linalg.spectral_scale`)."""
         b = float(self.s[0]) if self.rank else 1.0
-        a = largest_singular_value(self.A) if self.A.size else 0.0
+        a = spectral_scale(self.A) if self.A.size else 0.0
         if a == 0.0:
             a = self.y_norm or 1.0
         return a, b

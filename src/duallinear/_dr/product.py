@@ -155,9 +155,11 @@ class _Certifier:
             self.lead_free = LeadingSVD(oversample=red.k + 4, rtol=1e-13, values_only=True,
                                         max_fraction=fraction if cheap else 0.0)
 
-    def __call__(self, Gamma: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def __call__(self, Gamma: np.ndarray, norm: float | None = None
+                 ) -> tuple[np.ndarray, float, float]:
         red = self.red
-        return red.certify_leading(Gamma, self.lead) if self.partial else red.certify(Gamma)
+        return (red.certify_leading(Gamma, self.lead, norm) if self.partial
+                else red.certify(Gamma, norm))
 
     def check(self, Gamma: np.ndarray) -> Best:
         """Exact certificate; with leading triplets, only once their estimate meets tol (and
@@ -256,6 +258,8 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
         top = _gap_at_k(red.A, red.k, settings)
         if top is not None:
             diag = replace(diag, refine_start=True)
+            if cert.lead is not None:
+                cert.lead.warm_start(top[2].T)  # (the certificate's truncation is near A's)
             if try_refine(Gamma0, lambda B: top):
                 return done((best.Gamma, best.lower, best.upper), "converged")
     while queue:

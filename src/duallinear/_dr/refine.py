@@ -21,9 +21,11 @@ from .._reduced import Reduced
 from .outcome import Best, met
 from .settings import DRSettings
 
-__all__ = ["Refinement", "projected_primal", "refine"]
+__all__ = ["Refinement", "projected_primal", "refine", "structured_norm"]
 
-Certify = Callable[[np.ndarray], tuple[np.ndarray, float, float]]
+#: ``certify(Gamma) -> (feasible Gamma, lower, upper)``; also called as
+#: ``certify(Gamma, norm=bound)`` with an upper bound on ``||Gamma diag(s)||_op``.
+Certify = Callable[..., tuple[np.ndarray, float, float]]
 
 
 class Refinement(NamedTuple):
@@ -49,7 +51,9 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
        ``Gamma* diag(s) = rho P Q^T + W`` with ``W`` orthogonal to ``P`` and ``Q`` and
        ``||W||_op <= rho``. ``W`` is taken from the current ``Gamma`` (its block orthogonal to
        ``P`` and ``Q``, scaled into the ball), which need not be accurate: it only has to
-       keep the truncation of ``A - Gamma`` on ``N``.
+       keep the truncation of ``A - Gamma`` on ``N``. From ``Gamma = 0`` (the truncation of
+       A) ``W = 0``, and the candidate's norm in the ball is bounded through ``P`` and ``Q``
+       (:func:`structured_norm`) instead of being computed from all its singular values.
     4. The new point is certified exactly (``certify``), like any other.
 
     When that fails and the refined ``M`` has fewer than k significant singular values, the
@@ -80,17 +84,23 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
         P, m, Qt = svd_of_product(left(R), R)
         rank = int(np.sum(m > m[0] * 1e-12)) if m.size and m[0] > 0 else 0
         P, Q = P[:, :rank], Qt[:rank].T
-        # W: the current iterate's block orthogonal to the refined M, scaled into the ball.
-        W = GS - P @ (P.T @ GS)
-        W -= (W @ Q) @ Q.T
-        if free_norm is not None:
-            norm = free_norm(W)
+        if not np.any(GS):
+            # From Gamma = 0 (the truncation of A): W = 0, and the norm of the candidate in
+            # the ball is bounded through P and Q (no decomposition of the candidate).
+            candidate = Best.of(certify((rho * (P @ Q.T)) / s,
+                                        norm=structured_norm(P, Q, rho)), red)
         else:
-            norm = float(svdvals(W)[0]) if W.size else 0.0
-        if norm > rho:
-            W *= rho / norm
-        W += rho * (P @ Q.T)
-        candidate = Best.of(certify(W / s), red)
+            # W: the current iterate's block orthogonal to the refined M, scaled into the ball.
+            W = GS - P @ (P.T @ GS)
+            W -= (W @ Q) @ Q.T
+            if free_norm is not None:
+                norm = free_norm(W)
+            else:
+                norm = float(svdvals(W)[0]) if W.size else 0.0
+            if norm > rho:
+                W *= rho / norm
+            W += rho * (P @ Q.T)
+            candidate = Best.of(certify(W / s), red)
         if candidate.better(best) is candidate:
             best, route = candidate, "rank_k"
         if met(best.gap, tol):
@@ -106,6 +116,32 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
                 if met(best.gap, tol):
                     break
     return None if best is None else Refinement(best, nfev, route)
+
+
+def structured_norm(P: np.ndarray, Q: np.ndarray, rho: float) -> float:
+    """An upper bound on ``||Gamma diag(s)||_op`` (exact arithmetic) for the float matrix
+    ``Gamma = (rho * (P @ Q.T)) / s``, whatever ``s > 0``: ``rho ||P|| ||Q||`` plus the
+    rounding of the product (at most ``gamma_c |P| |Q|^T`` per entry, ``c`` the columns) and
+    of the scaling and division (``gamma_2`` relative per entry), bounded in Frobenius norm.
+
+    Parameters
+    ----------
+    P : ndarray, shape (dH, c)
+    Q : ndarray, shape (r, c)
+    rho : float
+    """
+    if not P.size or not Q.size:
+        return 0.0
+    u = 0.5 * np.finfo(np.float64).eps
+    c = P.shape[1]
+
+    def gamma(j: int) -> float:
+        return j * u / (1.0 - j * u)
+
+    # (The factor 1 + 4 c eps allows for LAPACK's error in the two largest singular values.)
+    norms = float(svdvals(P)[0]) * float(svdvals(Q)[0]) * (1.0 + 8.0 * c * u)
+    fro = float(np.linalg.norm(P)) * float(np.linalg.norm(Q))
+    return rho * (norms + (gamma(c) + gamma(2) * (1.0 + gamma(c))) * fro)
 
 
 def _refine_low_rank(red: Reduced, m: np.ndarray, Qt: np.ndarray, rank: int, certify: Certify,
