@@ -2,6 +2,7 @@
 
     python benchmarks/verify_campaign.py samples 6000 samples.json   # X, Y as arrays
     python benchmarks/verify_campaign.py chunks 4000 chunks.json     # the same, as chunks
+    python benchmarks/verify_campaign.py start 800 start.json        # targets with a gap at k
 
 Each draw builds a problem of the family (cond(X) 1e6..1e14, gamma from 0 to the zero-network
 threshold, shapes up to 12 x 40, H up to 5), solves the dual, recovers weights and checks both
@@ -9,7 +10,10 @@ against the extended-precision oracle ``duallinear.verify`` on the original X an
 checks of the test (``check_against_the_oracle``): ``value`` below the exact objective of the
 returned weights whatever the status, the reported gap covering the exact one, and, when both
 ``solve_dual`` and ``recover`` say certified, the exact relative gap within recover's tol.
-Draws come from a seeded generator (12345 for samples, 54321 for chunks), so a run is
+The ``start`` path draws the gap-at-k family of the same test (targets of rank k plus noise,
+cond(X) up to 1e10) and solves with the refinement from the truncation of A on every size
+(``START_EVERYWHERE``), the route that certifies with a bound on the candidate's norm.
+Draws come from a seeded generator (12345 samples, 54321 chunks, 4242 start), so a run is
 reproducible; the JSON file (rewritten every 100 draws) holds the tally of outcomes, the first
 20 failures with their parameters, the worst exact gap among certified draws and the time.
 Run both paths at once on two cores (one BLAS thread each: ``OPENBLAS_NUM_THREADS=1``).
@@ -29,11 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import duallinear as dl  # noqa: E402
 import test_verify  # noqa: E402
-from test_verify import check_against_the_oracle, ill_conditioned_data  # noqa: E402
+from test_verify import (  # noqa: E402
+    START_EVERYWHERE,
+    check_against_the_oracle,
+    gap_at_k_data,
+    ill_conditioned_data,
+)
 
 
 def main() -> int:
-    if len(sys.argv) != 4 or sys.argv[1] not in ("samples", "chunks"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("samples", "chunks", "start"):
         print(__doc__)
         return 2
     path, draws, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -46,26 +55,39 @@ def main() -> int:
         return checked
 
     test_verify.dl.verify = spy  # to read the exact gap the check saw
-    rng = np.random.default_rng(12345 if path == "samples" else 54321)
+    rng = np.random.default_rng({"samples": 12345, "chunks": 54321, "start": 4242}[path])
     tally: dict[str, int] = {}
     failures: list = []
     worst, t0 = 0.0, time.time()
     for i in range(draws):
-        params = (int(rng.integers(0, 2**31 - 1)), float(rng.uniform(6, 14)),
-                  float(rng.uniform(-16, 0)), bool(rng.integers(0, 6) == 0 and rng.integers(0, 2)),
-                  int(rng.integers(0, 3)))
-        X, Y, hidden, gamma = ill_conditioned_data(*params)
+        if path == "start":
+            params = (int(rng.integers(0, 2**31 - 1)), float(rng.uniform(0, 10)),
+                      float(rng.uniform(-6, -1)), float(rng.uniform(-8, -0.05)))
+            X, Y, hidden, gamma = gap_at_k_data(*params)
+        else:
+            params = (int(rng.integers(0, 2**31 - 1)), float(rng.uniform(6, 14)),
+                      float(rng.uniform(-16, 0)),
+                      bool(rng.integers(0, 6) == 0 and rng.integers(0, 2)),
+                      int(rng.integers(0, 3)))
+            X, Y, hidden, gamma = ill_conditioned_data(*params)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if path == "samples":
+                if path == "start":
+                    problem = dl.DeepLinearProblem(X, Y, hidden, gamma)
+                    outcome = check_against_the_oracle(problem, X, Y, START_EVERYWHERE)
+                    started = "start" if dl.solve_dual(
+                        problem, settings=START_EVERYWHERE).diagnostics.refine_start else "dr"
+                    outcome = f"{outcome} ({started})"
+                elif path == "samples":
                     problem = dl.DeepLinearProblem(X, Y, hidden, gamma)
                 else:
                     pieces = int(rng.integers(1, 5))
                     cuts = [c for c in np.array_split(np.arange(X.shape[1]), pieces) if c.size]
                     problem = dl.distributed.problem_from_chunks(
                         [(X[:, c], Y[:, c]) for c in cuts], hidden, gamma)
-                outcome = check_against_the_oracle(problem, X, Y)
+                if path != "start":
+                    outcome = check_against_the_oracle(problem, X, Y)
         except AssertionError as error:
             outcome = "FALSE"
             failures.append((params, str(error)[:300]))
@@ -73,7 +95,7 @@ def main() -> int:
             outcome = "ERROR " + type(error).__name__
             failures.append((params, repr(error)[:300]))
         tally[outcome] = tally.get(outcome, 0) + 1
-        if outcome == "certified":
+        if outcome.startswith("certified"):
             worst = max(worst, last["gap"])
         if (i + 1) % 100 == 0 or i + 1 == draws:
             with open(out, "w") as handle:
