@@ -288,7 +288,7 @@ def test_recovery_from_leading_triplets_on_a_large_problem(monkeypatch) -> None:
     Y = W @ X + 0.1 * rng.standard_normal((d, d + 20))
     problem = dl.DeepLinearProblem(X, Y, (3, 3), 0.3 * np.sqrt(d) / 3)
     dual = dl.solve_dual(problem, tol=1e-9, partial_svd=True)
-    assert dual.converged and "leading triplets" in dual.message, dual.message
+    assert dual.converged and dual.diagnostics.partial_svd, dual.message
     small_svd = recovery_module.svd
 
     def no_large_svd(Z):
@@ -296,9 +296,34 @@ def test_recovery_from_leading_triplets_on_a_large_problem(monkeypatch) -> None:
         return small_svd(Z)
 
     monkeypatch.setattr(recovery_module, "svd", no_large_svd)
-    rec = dl.recover(problem, dual, partial_svd=True)
+    # (A copy drops the truncation the certificate kept, so that recover computes it.)
+    rec = dl.recover(problem, dataclasses.replace(dual), partial_svd=True)
     assert rec.certified and rec.relative_gap <= 1e-9, rec.message
     assert rec.value == pytest.approx(dl.objective(problem, rec.weights), rel=1e-13)
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_recover_reuses_the_truncation_the_certificate_kept(partial, monkeypatch) -> None:
+    # The certificate's k leading triplets of A - Gamma travel with the result: recover needs
+    # no decomposition of A - Gamma (made to fail here), and gives what it computes afresh.
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 80))
+    W = rng.standard_normal((60, 3)) @ rng.standard_normal((3, 60)) / 60
+    problem = dl.DeepLinearProblem(X, W @ X + 0.1 * rng.standard_normal((60, 80)), (3, 3),
+                                   0.3 * np.sqrt(60) / 3)
+    dual = dl.solve_dual(problem, partial_svd=partial)
+    assert dual.converged and dual._truncation is not None, dual.message
+    fresh = dl.recover(problem, dataclasses.replace(dual), partial_svd=partial)
+
+    def no_truncation(*args, **kwargs):
+        raise AssertionError("recover() decomposed A - Gamma again")
+
+    monkeypatch.setattr(recovery_module, "truncation", no_truncation)
+    kept = dl.recover(problem, dual, partial_svd=partial)
+    assert kept.certified and fresh.certified, (kept.message, fresh.message)
+    assert kept.value == pytest.approx(fresh.value, rel=1e-12)
+    np.testing.assert_allclose(dl.end_to_end(kept.weights), dl.end_to_end(fresh.weights),
+                               atol=1e-9 * np.abs(dl.end_to_end(fresh.weights)).max())
 
 
 def test_whitened_tie_at_k_takes_the_closed_form() -> None:

@@ -153,6 +153,7 @@ def solve_dual(
         else:
             out = solve_sdp(red, tol, sdp)
         budget = 1e-3 * tol * max(abs(out.upper), GAP_FLOOR * red.zero_value)
+        kept = _kept_truncation(red, out.Gamma)
         rnd = red.rounding(out.Gamma, out.upper, budget)
         margin = _relative_second(red, out, rnd)
         if (method == "dr" and out.converged and tol > 0.0
@@ -162,6 +163,7 @@ def solve_dual(
             again = solve_dr(red, tol - margin, max_iter, dr, whitened=problem.is_whitened)
             if again.converged:
                 again.iterations += out.iterations
+                kept = _kept_truncation(red, again.Gamma)
                 out, rnd = again, red.rounding(again.Gamma, again.upper, budget)
         elapsed = time.perf_counter() - t0
         Gamma = out.Gamma * red.a
@@ -197,6 +199,8 @@ def solve_dual(
     )
     if rnd.M is not None:
         object.__setattr__(result, "_rounding_detail", rnd)
+    if kept is not None:
+        object.__setattr__(result, "_truncation", (kept[0], kept[1] * red.a, kept[2]))
     if not result.converged:
         what = ("stopped on a duality gap" if result.status == "duality_gap"
                 else "did not converge")
@@ -204,6 +208,17 @@ def solve_dual(
         warnings.warn(f"solve_dual({method!r}) {what}: {result.message}", category,
                       stacklevel=2)
     return result
+
+
+def _kept_truncation(red: Reduced, Gamma: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The k leading triplets of ``A - Gamma`` (normalised units) when the route left that
+    decomposition at hand (the rounding bound releases it): ``recover`` reuses them."""
+    if not red.knows(Gamma):
+        return None
+    U, sv, Vt = red.factors(Gamma)
+    k = min(red.k, sv.size)
+    return U[:, :k], sv[:k], Vt[:k]
 
 
 def _relative_second(red: Reduced, out, rnd) -> float:

@@ -215,7 +215,8 @@ def _rebuild(problem: DeepLinearProblem, dual: DualResult, tol: float, polish: b
     """Weights from the truncation of ``A - Gamma`` (polished if their gap exceeds ``tol``),
     their objective value, relative gap, whether they were polished, and a message."""
     if problem.rank:
-        Nfac = truncation(problem, dual.Gamma, partial)  # N = trunc_k(A - Gamma), factored
+        # N = trunc_k(A - Gamma), factored: as the certificate had it, if kept.
+        Nfac = dual._truncation or truncation(problem, dual.Gamma, partial)
         Mfac = factors_of_M(problem, *Nfac)
     else:
         Mfac = (np.zeros((problem.dH, 0)), np.zeros(0), np.zeros((0, problem.d0)))

@@ -253,6 +253,9 @@ class DualResult:
     #: second decomposition; not an init argument, so a copy with another ``Gamma``
     #: (``dataclasses.replace``) drops it.
     _rounding_detail: object = field(default=None, init=False, repr=False, compare=False)
+    #: The k leading singular triplets ``(U_k, s_k, Vt_k)`` of ``A - Gamma`` the certificate
+    #: used, kept for :func:`duallinear.recover` (same rule: dropped by a copy).
+    _truncation: object = field(default=None, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return summary(self, ("method", "status", "converged"))

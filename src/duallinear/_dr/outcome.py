@@ -109,8 +109,8 @@ def message(status: str, gap: float, tol: float, iterations: int, max_iter: int,
         text += (f"; certified through a primal refinement from {source} (L-BFGS on "
                  f"the factored rank-k problem, {d.refine_evaluations} evaluations in "
                  f"{d.refine_attempts} attempt(s))")
-    if d.partial_svd:
-        calls = d.maps_leading + d.maps_gram + d.maps_svd
+    calls = d.maps_leading + d.maps_gram + d.maps_svd
+    if d.partial_svd and calls:
         text += (f"; {d.maps_leading} of {calls} proximal maps from leading triplets, "
                  f"{d.maps_gram + d.maps_svd} by a full eigen- or singular value decomposition")
     return text
