@@ -189,12 +189,26 @@ def _gap_at_k(A: np.ndarray, k: int, settings: DRSettings
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The k leading triplets of ``A`` when they settle (to 1e-6, within 12 products) with
     ``sigma_k >= settings.refine_start_gap * sigma_{k+1}`` (Ritz values), on ``A`` of at
-    least ``settings.refine_start_min_dim`` rows and columns; else None."""
+    least ``settings.refine_start_min_dim`` rows and columns; else None.
+
+    A probe of two products comes first, and without a hint of a gap there the settling is
+    not tried (it takes all 12 products to give up). Two products underestimate a moderate
+    gap (measured: a true ratio of 2.2 showed as 1.25, 10.5 as 11.6, Gaussian matrices'
+    1.00-1.01 as the same), so the probe asks for a fifth of the excess over 1 only."""
     if min(A.shape) < settings.refine_start_min_dim or not 0 < k < min(A.shape):
         return None
-    top = LeadingSVD(rtol=1e-6, max_steps=12, max_fraction=settings.partial_max_fraction)(
-        A, lambda sv: k, start=k)
-    if top is None or top[1].size <= k or top[1][k - 1] < settings.refine_start_gap * top[1][k]:
+    fraction = settings.partial_max_fraction
+
+    def gap(top, ratio: float) -> bool:
+        return top is not None and top[1].size > k and top[1][k - 1] >= ratio * top[1][k]
+
+    probe = LeadingSVD(rtol=1.0, max_steps=2, max_fraction=fraction)
+    if not gap(probe(A, lambda sv: k, start=k), 1.0 + 0.2 * (settings.refine_start_gap - 1.0)):
+        return None
+    lead = LeadingSVD(rtol=1e-6, max_steps=12, max_fraction=fraction)
+    lead.warm_start(probe.V)
+    top = lead(A, lambda sv: k)
+    if not gap(top, settings.refine_start_gap):
         return None
     U, sv, Vt, _ = top
     return U[:, :k], sv[:k], Vt[:k]
