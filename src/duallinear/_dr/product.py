@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._linalg import LeadingSVD, svdvals, top_triplets
-from .._reduced import Reduced
+from .._linalg import LeadingSVD, top_triplets
+from .._reduced import Reduced, op_norm
 from .._spectral import ball, spectral_change, truncated
 from ..results import DualDiagnostics
 from .anderson import Anderson
@@ -149,11 +149,13 @@ class _Certifier:
             # ||Gamma S||_op sits in a cluster of up to k equal values at rho: cover it (when
             # that block is small; otherwise the estimate takes the exact norm).
             cheap = red.k + 4 <= fraction * min(red.A.shape) / 2
-            self.lead_norm = LeadingSVD(oversample=red.k + 4, rtol=1e-10, values_only=True,
-                                        max_fraction=fraction if cheap else 0.0)
-            # The norm of the refinement's free block (see `free_norm`).
-            self.lead_free = LeadingSVD(oversample=red.k + 4, rtol=1e-13, values_only=True,
-                                        max_fraction=fraction if cheap else 0.0)
+
+            def largest(rtol: float) -> LeadingSVD:
+                return LeadingSVD(oversample=red.k + 4, rtol=rtol, values_only=True,
+                                  max_fraction=fraction if cheap else 0.0)
+
+            self.lead_norm = largest(1e-10)
+            self.lead_free = largest(1e-13)  # the refinement's free block (`free_norm`)
 
     def __call__(self, Gamma: np.ndarray, norm: float | None = None
                  ) -> tuple[np.ndarray, float, float]:
@@ -182,7 +184,7 @@ class _Certifier:
             top = self.lead_free(W, lambda sv: 1)
             if top is not None:
                 return float(top[1][0])
-        return float(svdvals(W)[0]) if W.size else 0.0
+        return op_norm(W)
 
 
 def _gap_at_k(A: np.ndarray, k: int, settings: DRSettings

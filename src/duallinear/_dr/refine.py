@@ -17,7 +17,7 @@ from scipy.linalg.lapack import dposv
 
 from .._lbfgs import lbfgs
 from .._linalg import svd, svd_of_product, svdvals
-from .._reduced import Reduced
+from .._reduced import Reduced, op_norm
 from .outcome import Best, met
 from .settings import DRSettings
 
@@ -69,7 +69,8 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
     P0, m0, Qt0 = svd_of_product(Uk, (sk[:, None] * Vtk / s).T)
     fun, left, scale, x = projected_primal(A, s, rho, m0[:k], Qt0[:k],
                                            settings.refine_curvature)
-    GS = Gamma * s
+    # From Gamma = 0 (the truncation of A) there is no free block to keep.
+    GS = None if not np.any(Gamma) else Gamma * s
     best: Best | None = None
     route, nfev = "", 0
     for ftol in settings.refine_ftol:
@@ -84,19 +85,16 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
         P, m, Qt = svd_of_product(left(R), R)
         rank = int(np.sum(m > m[0] * 1e-12)) if m.size and m[0] > 0 else 0
         P, Q = P[:, :rank], Qt[:rank].T
-        if not np.any(GS):
-            # From Gamma = 0 (the truncation of A): W = 0, and the norm of the candidate in
-            # the ball is bounded through P and Q (no decomposition of the candidate).
+        if GS is None:
+            # W = 0: the norm of the candidate in the ball is bounded through P and Q (no
+            # decomposition of the candidate).
             candidate = Best.of(certify((rho * (P @ Q.T)) / s,
                                         norm=structured_norm(P, Q, rho)), red)
         else:
             # W: the current iterate's block orthogonal to the refined M, scaled into the ball.
             W = GS - P @ (P.T @ GS)
             W -= (W @ Q) @ Q.T
-            if free_norm is not None:
-                norm = free_norm(W)
-            else:
-                norm = float(svdvals(W)[0]) if W.size else 0.0
+            norm = (free_norm or op_norm)(W)
             if norm > rho:
                 W *= rho / norm
             W += rho * (P @ Q.T)
