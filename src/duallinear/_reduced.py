@@ -16,7 +16,7 @@ Each is written once, here. :class:`Reduced` holds the data in normalised units 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -214,6 +214,9 @@ class Reduced:
     drop_energy: float = 0.0
     #: ``problem.dropped_load / (a b)``.
     drop_load: float = 0.0
+    #: ``problem.residual_error / a^2``: how far ``1/2 residual_sq`` may be off, a shift of
+    #: both bounds alike (it cancels in their gap).
+    residual_err: float = 0.0
     #: The last thin SVD of ``A - Gamma`` taken, with its ``Gamma`` (a copy): the
     #: certificate at a point and the rounding bound there share one decomposition.
     _last: list = field(default_factory=list, init=False, compare=False, repr=False)
@@ -233,7 +236,8 @@ class Reduced:
                    s_next=(float(problem.dropped_singular_values[0]) / b
                            if problem.dropped_singular_values.size else 0.0),
                    drop_energy=problem.dropped_energy / a,
-                   drop_load=problem.dropped_load / a / b)
+                   drop_load=problem.dropped_load / a / b,
+                   residual_err=problem.residual_error / a / a)
 
     def gap(self, upper: float, lower: float) -> float:
         """:func:`relative_gap` in these units."""
@@ -338,6 +342,15 @@ class Reduced:
 
     def rounding(self, Gamma: np.ndarray, upper: float = 0.0, budget: float = 0.0
                  ) -> Rounding:
+        """How rounding in the reduction of X moves the certificate at ``Gamma`` (feasible):
+        :meth:`_rounding_x`, with the error of the residual (``residual_err``) added to the
+        first-order shift of both bounds."""
+        out = self._rounding_x(Gamma, upper, budget)
+        if self.residual_err == 0.0:
+            return out
+        return replace(out, first=out.first + self.residual_err)
+
+    def _rounding_x(self, Gamma: np.ndarray, upper: float, budget: float) -> Rounding:
         """How rounding in the reduction of X moves the certificate at ``Gamma`` (feasible).
 
         The reduced data is exact for a matrix within ``eps_x`` of X (Frobenius). Moving X
@@ -438,14 +451,15 @@ class Reduced:
         ``||M||_op`` when the caller has it from a factorisation."""
         eps = self.eps_x
         if eps == 0.0:
-            return 0.0, 0.0
+            return self.residual_err, 0.0
         m = (op_norm(M) if norm is None else norm) + outside
         fit = float(np.sqrt(float(np.sum((N - self.A) ** 2)) + self.residual_sq))
         own = m * fit * eps + 0.5 * (m * eps) ** 2
         Mhat = rounding.M
         if Mhat is None or Mhat.shape != M.shape:
-            # Not at hand (bounded from norms): the two first-order shifts, uncancelled.
-            mismatch = own + rounding.first
+            # Not at hand (bounded from norms): the two first-order shifts, uncancelled
+            # (the residual's error is common to both: it cancels).
+            mismatch = own + rounding.first - self.residual_err
         else:
             Nhat = Mhat * self.s
             # ||M^T R - Mhat^T Rhat||_F, split into the row space of X and its complement.
@@ -453,7 +467,8 @@ class Reduced:
             D = M - Mhat  # its Frobenius norm bounds the operator norm (no decomposition)
             outer = (float(np.sqrt(np.vdot(D, D))) + outside) * float(np.sqrt(self.residual_sq))
             mismatch = float(np.sqrt(float(np.sum(inner * inner)) + outer**2)) * eps
-        return own, rounding.dual_second + 0.5 * (m * eps) ** 2 + mismatch
+        return (own + self.residual_err,
+                rounding.dual_second + 0.5 * (m * eps) ** 2 + mismatch)
 
 
 def _basis_sensitivity(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, s_next: float,

@@ -440,12 +440,12 @@ def _rounding_margin(problem: DeepLinearProblem, upper: float, whitened: bool = 
     """
     eps = _distance_to_reduced(problem, whitened)
     if eps == 0.0:
-        return 0.0
+        return problem.residual_error
     upper = min(upper, problem.zero_value) * (1.0 + 1e-12)
     T = _minimiser_norm_bound(problem, upper)
     if T == 0.0:
-        return 0.0
-    return T * math.sqrt(2.0 * upper) * eps + 0.5 * (T * eps) ** 2
+        return problem.residual_error
+    return T * math.sqrt(2.0 * upper) * eps + 0.5 * (T * eps) ** 2 + problem.residual_error
 
 
 def _point_margin(problem: DeepLinearProblem, Mr: np.ndarray, whitened: bool = False
@@ -455,11 +455,11 @@ def _point_margin(problem: DeepLinearProblem, Mr: np.ndarray, whitened: bool = F
     data needs to hold for X as given."""
     eps = _distance_to_reduced(problem, whitened)
     if eps == 0.0 or not Mr.size:
-        return 0.0
+        return problem.residual_error
     m = float(svdvals(Mr)[0])
     R = Mr * problem.s - problem.A
     residual = math.sqrt(problem.residual_sq + float(np.sum(R * R)))
-    return m * residual * eps + 0.5 * (m * eps) ** 2
+    return m * residual * eps + 0.5 * (m * eps) ** 2 + problem.residual_error
 
 
 def _lower_for_data(problem: DeepLinearProblem, lower: float, upper: float,
@@ -860,7 +860,8 @@ def output_coupled_dual(problem: DeepLinearProblem, *, tol: float = 1e-10) -> Co
         R = (P[:, :r] * m[:r]) @ (Qt[:r] * problem.s) - problem.A
         loss = problem.residual_sq + float(np.sum(R * R))
         # For X as given: the margin at this known map (_point_margin, with ||M||_2 = m_1).
-        margin = float(m[0]) * math.sqrt(loss) * eps + 0.5 * (float(m[0]) * eps) ** 2 if r else 0.0
+        margin = (float(m[0]) * math.sqrt(loss) * eps + 0.5 * (float(m[0]) * eps) ** 2
+                  + problem.residual_error) if r else 0.0
         return 0.5 * loss + problem.rho * float(np.sum(m[:r])) + margin
 
     values = {m.size: value(m.size)}
