@@ -3,6 +3,7 @@
     python benchmarks/cost_curve.py                          # d = 250, 500, 1000, 2000, 4096
     python benchmarks/cost_curve.py --sizes 250 500 1000     # the smaller ones only
     python benchmarks/cost_curve.py --cpu-time               # process CPU time, not wall clock
+    python benchmarks/cost_curve.py --no-copy                # DeepLinearProblem(copy=False)
 
 Instance (the wide family of ``benchmarks/wide.py``): X Gaussian (d, 2d), ``Y = W* X + 0.1 E``
 with rank(W*) = 32, d0 = dH = d, H = 3, k = 32, gamma*H = 0.3 sqrt(d), tol 1e-10 for the dual
@@ -10,8 +11,8 @@ and the recovery. For each d the script times, in one process and one run, a thi
 (the reference, the one cost every method pays), then the three stages a user runs:
 ``DeepLinearProblem`` (the reduction of X), ``solve_dual`` and ``recover``. It prints each
 stage's time as a multiple of the reference, the end-to-end multiple, the certified gaps, and
-the peak memory of the stages (tracemalloc, numpy's allocations included) as a multiple of
-the size of X and Y together: the process's peak resident set (Linux ``VmHWM``, reset before
+the peak memory of the stages as a multiple of the size of X and Y together: the process's
+peak resident set (Linux ``VmHWM``, reset before
 each size) less what it held before X and Y were made, so X and Y themselves count once.
 """
 
@@ -72,13 +73,17 @@ def main() -> int:
     parser.add_argument("--tol", type=float, default=1e-10)
     parser.add_argument("--cpu-time", action="store_true",
                         help="process CPU time instead of wall clock")
+    parser.add_argument("--no-copy", action="store_true",
+                        help="DeepLinearProblem(..., copy=False): keep views of X and Y "
+                             "instead of copies (saves their size)")
     add_blas_option(parser)
     args = parser.parse_args()
     clock = time.process_time if args.cpu_time else time.perf_counter
     print(machine_line("cost_curve") + f", BLAS threads {args.blas_threads or 'default'}, "
           f"{'CPU time' if args.cpu_time else 'wall clock'}")
     print(f"# X Gaussian (d, 2d), Y = W* X + 0.1 E, rank(W*) = 32, H = 3, k = 32, "
-          f"gamma*H = 0.3 sqrt(d), tol {args.tol:g}; stage times in thin SVDs of X")
+          f"gamma*H = 0.3 sqrt(d), tol {args.tol:g}; stage times in thin SVDs of X"
+          + ("; copy=False" if args.no_copy else ""))
     print(f"{'d':>5} {'SVD(X) [s]':>10} {'reduce':>7} {'dual':>7} {'recover':>7} {'total':>7} "
           f"{'iters':>5} {'dual gap':>9} {'rec. gap':>9} {'status':>10} {'peak/XY':>7}")
     with blas_limits(args.blas_threads):
@@ -96,7 +101,7 @@ def main() -> int:
                 warnings.simplefilter("ignore", dl.ConvergenceWarning)
                 warnings.simplefilter("ignore", dl.RecoveryWarning)
                 problem, t_red = timed(clock, dl.DeepLinearProblem, X, Y, (32, 32),
-                                       0.3 * np.sqrt(d) / 3)
+                                       0.3 * np.sqrt(d) / 3, copy=not args.no_copy)
                 dual, t_dual = timed(clock, dl.solve_dual, problem, tol=args.tol)
                 rec, t_rec = timed(clock, dl.recover, problem, dual, tol=args.tol)
             peak = (resident("VmHWM") - before) / (X.nbytes + Y.nbytes)

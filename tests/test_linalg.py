@@ -335,3 +335,22 @@ def test_gram_change_declines_small_moving_values() -> None:
     change = _linalg.gram_spectral_change(B, lambda s: np.where(s > 0.9, 0.1 * s, 0.0))
     np.testing.assert_allclose(change, np.diag([0.1, 0.0, 0.0]), atol=1e-15)
     assert np.all(_linalg.gram_spectral_change(B, lambda s: 0 * s) == 0)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1.0, 1e300])
+def test_frobenius_of_large_matrices_is_accurate_without_overflow(scale) -> None:
+    # Blockwise (above FROBENIUS_BLOCK entries): within frobenius_sq_error of the exactly
+    # rounded sum of squares, for contiguous and strided input, at extreme scales.
+    import math
+
+    from duallinear._linalg import FROBENIUS_BLOCK, frobenius, frobenius_sq_error
+
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((300, 700)) * np.logspace(0, 3, 700)
+    assert Z.size > FROBENIUS_BLOCK
+    for M in (Z, Z[:, ::2], Z.T):
+        exact = math.fsum(float(v) ** 2 for v in M.ravel())
+        got = frobenius(M * scale) / scale
+        assert abs(got**2 - exact) <= frobenius_sq_error(M.size) * exact
+    assert frobenius(np.zeros((400, 400))) == 0.0
+    assert np.isnan(frobenius(np.full((400, 400), np.nan)))

@@ -233,3 +233,21 @@ def test_from_statistics_rejects_bad_statistics() -> None:
         fs(G, C, yy, [2], -0.1)
     with pytest.raises(ValueError, match="hidden"):
         fs(G, C, yy, [], 0.1)
+
+
+def test_copy_false_keeps_read_only_views_and_the_same_reduction() -> None:
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((6, 15)), rng.standard_normal((3, 15))
+    kept = dl.DeepLinearProblem(X, Y, (2,), 0.1, copy=False)
+    copied = dl.DeepLinearProblem(X, Y, (2,), 0.1)
+    assert np.shares_memory(kept.X, X) and np.shares_memory(kept.Y, Y)
+    assert not np.shares_memory(copied.X, X)
+    assert not kept.X.flags.writeable and X.flags.writeable  # the caller's flag untouched
+    assert kept.fingerprint == copied.fingerprint
+    # Other input is converted as before (a float32 array cannot be viewed as float64).
+    small = dl.DeepLinearProblem(X.astype(np.float32), Y, (2,), 0.1, copy=False)
+    assert small.X.dtype == np.float64 and not np.shares_memory(small.X, X)
+    assert dl.DeepLinearProblem(X, Y, (2,), 0.2, copy=False).with_gamma(0.1).fingerprint == (
+        kept.fingerprint)
+    with pytest.raises(TypeError, match="copy must be a bool"):
+        dl.DeepLinearProblem(X, Y, (2,), 0.1, copy="no")

@@ -16,6 +16,8 @@ Each is written once, here. :class:`Reduced` holds the data in normalised units 
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -117,12 +119,40 @@ def make_feasible(Gamma: np.ndarray, s: np.ndarray, rho: float, norm: float | No
     return Gamma * (rho / norm)
 
 
+#: From this many entries on, ``Gamma`` is remembered by a digest rather than a copy, and
+#: :func:`dual_value` works a block of rows at a time (no iterate-sized temporary).
+LARGE_ENTRIES = 1 << 18
+
+
+def _token(Gamma: np.ndarray) -> np.ndarray | bytes:
+    """What :meth:`Reduced.remember` keeps of ``Gamma``: a copy, or for large matrices a
+    cryptographic digest of its shape and bytes (equal digests: equal matrices)."""
+    if Gamma.size < LARGE_ENTRIES:
+        return np.array(Gamma, copy=True)
+    digest = hashlib.blake2b(repr((Gamma.shape, Gamma.dtype.str)).encode(), digest_size=32)
+    digest.update(np.ascontiguousarray(Gamma).data)
+    return digest.digest()
+
+
+def _same(token: np.ndarray | bytes, Gamma: np.ndarray) -> bool:
+    if isinstance(token, bytes):
+        return Gamma.size >= LARGE_ENTRIES and token == _token(Gamma)
+    return np.array_equal(token, Gamma)
+
+
 def dual_value(A: np.ndarray, Gamma: np.ndarray, residual_sq: float, tail_sq: float) -> float:
     """``D(Gamma)`` without cancellation, given ``tail_sq = sum_{j > k} sigma_j(A - Gamma)^2``.
 
     ``A`` and ``Gamma`` may be matrices or, in a common singular basis, vectors.
     """
-    return 0.5 * residual_sq + float(np.vdot(Gamma, A - 0.5 * Gamma)) + 0.5 * tail_sq
+    if Gamma.ndim != 2 or Gamma.size < LARGE_ENTRIES:
+        inner = float(np.vdot(Gamma, A - 0.5 * Gamma))
+    else:
+        rows = max(1, LARGE_ENTRIES // Gamma.shape[1])
+        inner = math.fsum(
+            float(np.vdot(Gamma[i:i + rows], A[i:i + rows] - 0.5 * Gamma[i:i + rows]))
+            for i in range(0, Gamma.shape[0], rows))
+    return 0.5 * residual_sq + inner + 0.5 * tail_sq
 
 
 def tail_sq(sv: np.ndarray, k: int) -> float:
@@ -142,7 +172,7 @@ def truncation_value(A: np.ndarray, Uk: np.ndarray, sk: np.ndarray, Vtk: np.ndar
     ``tol`` (found by the fuzzer: cond(X) = 4.5e6, gap 6e-10 unpruned, -5e-16 pruned).
     """
     Rk = sk[:, None] * Vtk
-    upper = 0.5 * float(np.sum((Uk @ Rk - A) ** 2)) + 0.5 * residual_sq
+    upper = 0.5 * _fit_sq((Uk, Rk), None, A) + 0.5 * residual_sq
     if rho == 0.0 or not Rk.size:
         return upper
     Z, mu, Wt = svd(Rk / s)  # M = (Uk Z) diag(mu) Wt
@@ -181,12 +211,13 @@ def certify_from(A: np.ndarray, Gamma: np.ndarray,
 class Rounding:
     """Terms of :meth:`Reduced.rounding` (normalised units): ``first``, the first-order shift
     of both bounds; ``dual_second`` and ``primal_second``, what remains of it in the gap of a
-    pair; ``M``, the dual point's map ``trunc_k(A - Gamma) diag(s)^-1`` (``dH x r``)."""
+    pair; ``M``, the dual point's map ``trunc_k(A - Gamma) diag(s)^-1`` (``dH x r``) as two
+    factors ``(L, R)`` with ``M = L @ R`` (rank k: never formed), or None."""
 
     first: float
     dual_second: float
     primal_second: float
-    M: np.ndarray | None
+    M: tuple[np.ndarray, np.ndarray] | None
 
 
 @dataclass(frozen=True)
@@ -267,13 +298,13 @@ class Reduced:
 
     def knows(self, Gamma: np.ndarray) -> bool:
         """Whether the thin SVD of ``A - Gamma`` is the one kept."""
-        return bool(self._last) and np.array_equal(self._last[0], Gamma)
+        return bool(self._last) and _same(self._last[0], Gamma)
 
     def remember(self, Gamma: np.ndarray,
                  factors: tuple[np.ndarray, np.ndarray, np.ndarray]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Keep ``factors`` (the thin SVD of ``A - Gamma``, known to a route) for reuse."""
-        self._last[:] = [np.array(Gamma, copy=True), factors]
+        self._last[:] = [_token(Gamma), factors]
         return factors
 
     def certify_leading(self, Gamma: np.ndarray, lead: LeadingSVD, norm: float | None = None
@@ -294,6 +325,7 @@ class Reduced:
             triplets = U[:, :self.k], sv[:self.k], Vt[:self.k]
         else:
             sv = svdvals(B)
+            del B  # (before the values: one iterate-sized array fewer at the peak)
             triplets = top[0][:, :self.k], top[1][:self.k], top[2][:self.k]
             # Kept for the rounding bound too: the k leading triplets and every value.
             self.remember(Gamma, (triplets[0], sv, triplets[2]))
@@ -366,7 +398,7 @@ class Reduced:
         """
         eps, s, A, k = self.eps_x, self.s, self.A, self.k
         if eps == 0.0 or not s.size:
-            return Rounding(0.0, 0.0, 0.0, np.zeros((A.shape[0], 0)))
+            return Rounding(0.0, 0.0, 0.0, (np.zeros((A.shape[0], 0)), np.zeros((0, s.size))))
         gap = float(s[-1]) - self.s_next - eps
         if budget > 0.0 and gap > 2.0 * eps and not self.knows(Gamma):
             # Bounds from norms alone first (no decomposition): with ||N||_F <= ||A - Gamma||_F,
@@ -383,11 +415,11 @@ class Reduced:
         U, sv, Vt = self.factors(Gamma)
         self._last.clear()  # the last use: release the decomposition
         Rk = sv[:k, None] * Vt[:k]
-        N = U[:, :k] @ Rk
-        M = N / s  # N diag(s)^-1: the end-to-end map in the basis of X
+        # N = U_k Rk and M = N diag(s)^-1 (the end-to-end map in the basis of X), factored.
+        M = (U[:, :k], Rk / s)
         # ||M||_op = ||Rk diag(s)^-1||_op (U_k has orthonormal columns); sv_1 / s for whitened X.
-        m = float(sv[0]) / float(s[0]) if s[0] == s[-1] and k else op_norm(Rk / s)
-        fit = float(np.sqrt(float(np.sum((N - A) ** 2)) + self.residual_sq))
+        m = float(sv[0]) / float(s[0]) if s[0] == s[-1] and k else op_norm(M[1])
+        fit = float(np.sqrt(_fit_sq(M, s, A) + self.residual_sq))
         first = m * fit * eps  # |<M^T R, Delta>| <= ||M||_2 ||R||_F ||Delta||_F
         primal_second = 0.5 * (m * eps) ** 2  # 1/2 ||M Delta||^2
         if gap <= 2.0 * eps:
@@ -440,35 +472,86 @@ class Reduced:
         absorbed = shrink * self.zero_value + top * shrink * e + 0.5 * (shrink * e) ** 2
         return min(free, absorbed)
 
-    def weights_rounding(self, rounding: Rounding, M: np.ndarray, N: np.ndarray,
+    def weights_rounding(self, rounding: Rounding, M: tuple[np.ndarray, np.ndarray],
                          outside: float = 0.0, norm: float | None = None
                          ) -> tuple[float, float]:
-        """For weights whose product has the reduced form ``M`` (``dH x r``, the map on the
-        basis ``U`` of X; ``N = M diag(s)``) and a part of norm ``outside`` off that basis
-        (normalised units): the shift of their objective (its own margin), and what the pair
-        with the dual point of ``rounding`` adds to the gap: second order, plus the first-order
-        terms that do not cancel because ``M`` differs from the dual point's map. ``norm``:
-        ``||M||_op`` when the caller has it from a factorisation."""
+        """For weights whose product has the reduced form ``M = L @ R`` (``dH x r``, the map on
+        the basis ``U`` of X, given as its factors ``(L, R)``) and a part of norm ``outside``
+        off that basis (normalised units): the shift of their objective (its own margin), and
+        what the pair with the dual point of ``rounding`` adds to the gap: second order, plus
+        the first-order terms that do not cancel because ``M`` differs from the dual point's
+        map. ``norm``: ``||M||_op`` when the caller has it from a factorisation. Products of
+        the factors are formed a block of rows at a time."""
         eps = self.eps_x
         if eps == 0.0:
             return self.residual_err, 0.0
-        m = (op_norm(M) if norm is None else norm) + outside
-        fit = float(np.sqrt(float(np.sum((N - self.A) ** 2)) + self.residual_sq))
+        L, R = M
+        m = (op_norm(L @ R) if norm is None else norm) + outside
+        fit = float(np.sqrt(_fit_sq(M, self.s, self.A) + self.residual_sq))
         own = m * fit * eps + 0.5 * (m * eps) ** 2
         Mhat = rounding.M
-        if Mhat is None or Mhat.shape != M.shape:
+        if Mhat is None or Mhat[1].shape[1] != R.shape[1] or Mhat[0].shape[0] != L.shape[0]:
             # Not at hand (bounded from norms): the two first-order shifts, uncancelled
             # (the residual's error is common to both: it cancels).
             mismatch = own + rounding.first - self.residual_err
         else:
-            Nhat = Mhat * self.s
-            # ||M^T R - Mhat^T Rhat||_F, split into the row space of X and its complement.
-            inner = M.T @ (N - self.A) - Mhat.T @ (Nhat - self.A)
-            D = M - Mhat  # its Frobenius norm bounds the operator norm (no decomposition)
-            outer = (float(np.sqrt(np.vdot(D, D))) + outside) * float(np.sqrt(self.residual_sq))
+            # ||M^T R - Mhat^T Rhat||_F, split into the row space of X and its complement;
+            # ||M - Mhat||_F bounds the operator norm (no decomposition).
+            inner, d_sq = _mismatch(M, Mhat, self.s, self.A)
+            outer = (float(np.sqrt(d_sq)) + outside) * float(np.sqrt(self.residual_sq))
             mismatch = float(np.sqrt(float(np.sum(inner * inner)) + outer**2)) * eps
         return (own + self.residual_err,
                 rounding.dual_second + 0.5 * (m * eps) ** 2 + mismatch)
+
+
+def _row_blocks(rows: int, cols: int) -> range:
+    """Starts of row blocks of about ``LARGE_ENTRIES`` entries."""
+    return range(0, rows, max(1, LARGE_ENTRIES // max(cols, 1)))
+
+
+def _fit_sq(M: tuple[np.ndarray, np.ndarray], s: np.ndarray | None, A: np.ndarray) -> float:
+    """``||L R diag(s) - A||_F^2`` for ``M = (L, R)`` (``s`` None: no ``diag(s)``), a block of
+    rows at a time."""
+    L, R = M
+    RS = R if s is None else R * s
+    starts = _row_blocks(A.shape[0], A.shape[1])
+    step = starts.step
+    parts = []
+    for i in starts:
+        B = L[i:i + step] @ RS
+        B -= A[i:i + step]
+        parts.append(float(np.vdot(B, B)))
+    return math.fsum(parts)
+
+
+def product_frobenius(L: np.ndarray, R: np.ndarray) -> float:
+    """``||L @ R||_F``, a block of rows at a time."""
+    starts = _row_blocks(L.shape[0], R.shape[1])
+    step = starts.step
+    parts = []
+    for i in starts:
+        B = L[i:i + step] @ R
+        parts.append(float(np.vdot(B, B)))
+    return math.sqrt(math.fsum(parts))
+
+
+def _mismatch(M: tuple[np.ndarray, np.ndarray], Mhat: tuple[np.ndarray, np.ndarray],
+              s: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, float]:
+    """``M^T (M diag(s) - A) - Mhat^T (Mhat diag(s) - A)`` (``r x r``) and ``||M - Mhat||_F^2``,
+    for factored ``M`` and ``Mhat``, a block of rows at a time."""
+    starts = _row_blocks(A.shape[0], A.shape[1])
+    step = starts.step
+    inner = np.zeros((A.shape[1], A.shape[1]))
+    parts = []
+    for i in starts:
+        Mb = M[0][i:i + step] @ M[1]
+        Hb = Mhat[0][i:i + step] @ Mhat[1]
+        Ab = A[i:i + step]
+        inner += Mb.T @ (Mb * s - Ab)
+        inner -= Hb.T @ (Hb * s - Ab)
+        Mb -= Hb
+        parts.append(float(np.vdot(Mb, Mb)))
+    return inner, math.fsum(parts)
 
 
 def _basis_sensitivity(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, s_next: float,

@@ -32,13 +32,15 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__}"
 
 
-def as_matrix(value: object, name: str, *, allow_empty: bool = False) -> np.ndarray:
+def as_matrix(value: object, name: str, *, allow_empty: bool = False, copy: bool = True
+              ) -> np.ndarray:
     """Return ``value`` as a new, C-contiguous, read-only float64 matrix.
 
     Accepts real or integer (and boolean) array-likes of exactly two dimensions with finite
     entries: numpy arrays, nested lists, and any array with ``__array__`` or ``__dlpack__``
     (PyTorch, JAX, CuPy, ... without importing them). The caller's array is never modified:
-    the result is always a copy.
+    the result is a copy, or with ``copy=False`` a read-only *view* of a float64 numpy array
+    as given (any memory layout; other input is still converted).
 
     Raises
     ------
@@ -74,7 +76,10 @@ def as_matrix(value: object, name: str, *, allow_empty: bool = False) -> np.ndar
                          f"and shape {arr.shape}")
     if arr.size == 0 and not allow_empty:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    if copy:
+        out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    else:
+        out = np.asarray(arr, dtype=np.float64).view()  # (setting its flag leaves arr alone)
     if not np.all(np.isfinite(out)):
         raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
     out.setflags(write=False)

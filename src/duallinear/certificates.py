@@ -101,13 +101,12 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
         return value - dual.value, 0.0
     red = Reduced.of(problem)
     left, right = _split_at_bottleneck(weights)  # W_H .. W_1 = left @ right
-    right_U = right @ problem.U  # (c, r)
-    on_basis = left @ right_U  # (dH, r)
+    right_U = right @ problem.U  # (c, r); the product on the basis is left @ right_U
     if problem.U.shape[0] == problem.U.shape[1]:
         # U is orthogonal up to rounding: the part off the basis is product (I - U U^T), of
         # norm at most ||I - U U^T|| <= 8 d0 eps (a LAPACK orthogonal factor) times its own.
-        off_norm = 8.0 * problem.U.shape[0] * np.finfo(np.float64).eps * float(
-            np.sqrt(np.vdot(on_basis, on_basis)))
+        on_basis_norm = _reduced.product_frobenius(left, right_U)
+        off_norm = 8.0 * problem.U.shape[0] * np.finfo(np.float64).eps * on_basis_norm
     else:
         off = left @ (right - right_U @ problem.U.T)  # ~0 unless X has fewer directions
         off_norm = float(np.sqrt(np.vdot(off, off)))  # >= its operator norm
@@ -116,7 +115,7 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
     c = right.shape[0]
     norm = (op_norm(np.linalg.qr(left, mode="r") @ right_U)
             if 2 * c <= min(left.shape[0], right_U.shape[1]) else None)
-    M = on_basis * (red.b / red.a)
+    M = (left, right_U * (red.b / red.a))  # the map on the basis, factored
     upper = dual.upper_bound / scale_of(red)
     rounding = dual._rounding_detail
     if rounding is None:
@@ -124,7 +123,7 @@ def certified_gap(problem: DeepLinearProblem, weights: list[np.ndarray], dual: D
         # denominator.
         rounding = red.rounding(dual.Gamma / red.a, upper,
                                 1e-13 * max(abs(upper), GAP_FLOOR * red.zero_value))
-    own, pair = red.weights_rounding(rounding, M, M * red.s, outside,
+    own, pair = red.weights_rounding(rounding, M, outside,
                                      None if norm is None else norm * red.b / red.a)
     scale = red.a**2
     return value - dual.float_value + pair * scale, own * scale

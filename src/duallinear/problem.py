@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _statistics
-from ._linalg import frobenius, spectral_scale, svd
+from ._linalg import frobenius, frobenius_sq_error, spectral_scale, svd
 from ._reduced import GAP_FLOOR, numerical_rank
 from ._validation import (
     as_hidden,
@@ -168,10 +168,10 @@ def _reduce_gram(X: np.ndarray, Y: np.ndarray, y_norm: float) -> _Reduction | No
     x_norm = float(np.sqrt(np.sum(w)))
     rounding = (svd_backward_error(X.shape, x_norm)
                 + 0.5 * (1.0 + defect) * frobenius(s[:, None] * E))
-    # ||Y||^2 and ||A||^2 are sums of up to Y.size squares (dot products, whose error grows
-    # like sqrt(count) eps in practice, as in SVD_BACKWARD), and the difference of the two
-    # is exact to their sum times eps.
-    residual_error = 0.5 * 8.0 * eps * float(np.sqrt(Y.size)) * (y_norm**2 + a_norm**2)
+    # ||Y||^2 and ||A||^2 each to frobenius_sq_error, their difference to a few eps of
+    # their sum.
+    residual_error = 0.5 * ((frobenius_sq_error(Y.size) + 8.0 * eps) * y_norm**2
+                            + (frobenius_sq_error(A.size) + 8.0 * eps) * a_norm**2)
     return _Reduction(U, s, A, residual, y_norm, n, rounding, residual_error=residual_error)
 
 
@@ -322,8 +322,8 @@ class DeepLinearProblem:
 
     ``min 1/2 ||W_H..W_1 X - Y||_F^2 + gamma sum_i ||W_i||_{S_H}^H`` over ``W_1 .. W_H``.
 
-    Validated once at construction and immutable afterwards (its arrays are read-only copies;
-    the caller's arrays are never modified).
+    Validated once at construction and immutable afterwards (its arrays are read-only copies,
+    or with ``copy=False`` read-only views; the caller's arrays are never modified).
 
     Parameters
     ----------
@@ -345,6 +345,11 @@ class DeepLinearProblem:
         ``"frobenius"``: plain weight decay ``gamma sum ||W||_F^2``; the same thing at
         ``H = 2``. Problems other than one Schatten chain are solved by
         :func:`duallinear.solve` (``docs/math.md``, several branches).
+    copy : bool, keyword-only
+        ``True`` (default): keep read-only copies of X and Y. ``False``: keep read-only views
+        of float64 numpy arrays as given (other input is still converted), which saves the
+        memory of X and Y; the caller must then not modify them while the problem is in use
+        (the reduced data would no longer describe them).
 
     Attributes
     ----------
@@ -380,6 +385,7 @@ class DeepLinearProblem:
     gamma: float
     branches: int = field(default=1, kw_only=True)
     penalty: str = field(default="schatten", kw_only=True)
+    copy: bool = field(default=True, kw_only=True)
     #: The reduced data, when already at hand (``from_statistics``, ``with_gamma``).
     _data: _Reduction | None = field(default=None, kw_only=True)
 
@@ -394,8 +400,10 @@ class DeepLinearProblem:
             data = _reduce_qr(R, d0, n)
             X = Y = None
         elif data is None:
-            X = as_matrix(X, "X")
-            Y = as_matrix(Y, "Y")
+            if not isinstance(self.copy, (bool, np.bool_)):
+                raise TypeError(f"copy must be a bool, got {type(self.copy).__name__}")
+            X = as_matrix(X, "X", copy=bool(self.copy))
+            Y = as_matrix(Y, "Y", copy=bool(self.copy))
             check_same_samples(X.shape, Y.shape)
         hidden = as_hidden(self.hidden, "hidden")
         gamma = as_nonneg_scalar(self.gamma, "gamma")

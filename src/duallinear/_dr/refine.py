@@ -65,12 +65,13 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
     search diverged at once.
     """
     A, s, rho, k = red.A, red.s, red.rho, red.k
-    Uk, sk, Vtk = top_k(A - Gamma)
+    # From Gamma = 0 (the truncation of A) there is no free block to keep.
+    zero = not np.any(Gamma)
+    Uk, sk, Vtk = top_k(A if zero else A - Gamma)
     P0, m0, Qt0 = svd_of_product(Uk, (sk[:, None] * Vtk / s).T)
     fun, left, scale, x = projected_primal(A, s, rho, m0[:k], Qt0[:k],
                                            settings.refine_curvature)
-    # From Gamma = 0 (the truncation of A) there is no free block to keep.
-    GS = None if not np.any(Gamma) else Gamma * s
+    GS = None if zero else Gamma * s
     best: Best | None = None
     route, nfev = "", 0
     for ftol in settings.refine_ftol:
@@ -88,8 +89,16 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
         if GS is None:
             # W = 0: the norm of the candidate in the ball is bounded through P and Q (no
             # decomposition of the candidate).
-            candidate = Best.of(certify((rho * (P @ Q.T)) / s,
-                                        norm=structured_norm(P, Q, rho)), red)
+            # (Formed and scaled into the ball in place: one iterate-sized array; the same
+            # operations as make_feasible's, so the same numbers.)
+            G = P @ Q.T
+            G *= rho
+            G /= s
+            norm = structured_norm(P, Q, rho)
+            if norm > rho:
+                G *= rho / norm
+                norm = rho
+            candidate = Best.of(certify(G, norm=norm), red)
         else:
             # W: the current iterate's block orthogonal to the refined M, scaled into the ball.
             W = GS - P @ (P.T @ GS)
