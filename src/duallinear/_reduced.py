@@ -442,8 +442,16 @@ class Reduced:
             hi += 1
         block = np.zeros(sv.size, dtype=bool)
         block[lo:hi + 1] = True
-        edges = ([float(sv[lo - 1] - sv[lo])] if lo > 0 else []) + (
-            [float(sv[hi] - sv[hi + 1])] if hi + 1 < sv.size else [])
+        if hi >= k:
+            # Tied across k: the truncation can turn within the block, against the values
+            # on either side of it.
+            edges = ([float(sv[lo - 1] - sv[lo])] if lo > 0 else []) + (
+                [float(sv[hi] - sv[hi + 1])] if hi + 1 < sv.size else [])
+        else:
+            # Not tied across k: ||.||_(k)^2 is smooth while the k leading values stay apart
+            # from the rest, and only pairs across k carry curvature beyond 1 (a pair within
+            # the leading k: (2 sigma_i - 2 sigma_j) / (sigma_i - sigma_j) = 2, however close).
+            edges = [float(sv[k - 1] - sv[k])]
         split = min(edges) if edges else np.inf
         if kappa >= 0.25 * split:  # a change beyond the gap around the block: no cancellation
             return Rounding(first, 2.0 * top * kappa + 0.5 * kappa**2 + drop, primal_second, M)
