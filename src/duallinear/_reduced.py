@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._linalg import LeadingSVD, svd, svdvals
+from ._linalg import LeadingSVD, frobenius, svd, svdvals
 
 __all__ = [
     "GAP_FLOOR",
@@ -400,7 +400,8 @@ class Reduced:
         if eps == 0.0 or not s.size:
             return Rounding(0.0, 0.0, 0.0, (np.zeros((A.shape[0], 0)), np.zeros((0, s.size))))
         gap = float(s[-1]) - self.s_next - eps
-        if budget > 0.0 and gap > 2.0 * eps and not self.knows(Gamma):
+        known = self.knows(Gamma)  # (once: for large Gamma a digest of all of it)
+        if budget > 0.0 and gap > 2.0 * eps and not known:
             # Bounds from norms alone first (no decomposition): with ||N||_F <= ||A - Gamma||_F,
             # ||M|| <= ||A - Gamma||_F / s_r, ||M X - Y||_F <= sqrt(2 upper), no cancellation.
             B = A - Gamma
@@ -412,7 +413,7 @@ class Reduced:
             second = 2.0 * top * kappa + 0.5 * kappa**2 + self._dropped_cost(top)
             if first + second + 0.5 * (m * eps) ** 2 <= budget:
                 return Rounding(first, second, 0.5 * (m * eps) ** 2, None)
-        U, sv, Vt = self.factors(Gamma)
+        U, sv, Vt = self._last[1] if known else svd(A - Gamma)
         self._last.clear()  # the last use: release the decomposition
         Rk = sv[:k, None] * Vt[:k]
         # N = U_k Rk and M = N diag(s)^-1 (the end-to-end map in the basis of X), factored.
@@ -507,14 +508,20 @@ class Reduced:
             # ||M - Mhat||_F bounds the operator norm (no decomposition).
             inner, d_sq = _mismatch(M, Mhat, self.s, self.A)
             outer = (float(np.sqrt(d_sq)) + outside) * float(np.sqrt(self.residual_sq))
-            mismatch = float(np.sqrt(float(np.sum(inner * inner)) + outer**2)) * eps
+            mismatch = float(np.sqrt(inner**2 + outer**2)) * eps
         return (own + self.residual_err,
                 rounding.dual_second + 0.5 * (m * eps) ** 2 + mismatch)
 
 
+#: Row blocks are at least ``LARGE_ENTRIES`` entries and at most this many per matrix: the
+#: temporaries stay an eighth of the matrix, and the products stay large enough for BLAS.
+ROW_BLOCKS = 8
+
+
 def _row_blocks(rows: int, cols: int) -> range:
-    """Starts of row blocks of about ``LARGE_ENTRIES`` entries."""
-    return range(0, rows, max(1, LARGE_ENTRIES // max(cols, 1)))
+    """Starts of the row blocks of a ``rows x cols`` matrix (one block when it is small)."""
+    step = max(LARGE_ENTRIES // max(cols, 1), -(-rows // ROW_BLOCKS), 1)
+    return range(0, rows, step)
 
 
 def _fit_sq(M: tuple[np.ndarray, np.ndarray], s: np.ndarray | None, A: np.ndarray) -> float:
@@ -544,22 +551,41 @@ def product_frobenius(L: np.ndarray, R: np.ndarray) -> float:
 
 
 def _mismatch(M: tuple[np.ndarray, np.ndarray], Mhat: tuple[np.ndarray, np.ndarray],
-              s: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, float]:
-    """``M^T (M diag(s) - A) - Mhat^T (Mhat diag(s) - A)`` (``r x r``) and ``||M - Mhat||_F^2``,
-    for factored ``M`` and ``Mhat``, a block of rows at a time."""
+              s: np.ndarray, A: np.ndarray) -> tuple[float, float]:
+    """An upper bound on ``||M^T (M diag(s) - A) - Mhat^T (Mhat diag(s) - A)||_F`` and
+    ``||M - Mhat||_F^2``, for factored ``M = L R`` and ``Mhat``.
+
+    ``M^T (M diag(s) - A) = R^T C`` with ``C = (L^T L)(R diag(s)) - L^T A`` (``k x r``): two
+    thin products instead of ``r x dH x r``. The first value is the norm of the computed
+    difference plus the worst-case rounding of the products that formed it (``gamma_m
+    ||P||_F ||Q||_F`` for a product ``P Q`` of inner dimension m), so it bounds the exact one.
+    """
+    eps = float(np.finfo(np.float64).eps)
+    a_norm = frobenius(A)
+
+    def term(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, float]:
+        RS = R * s
+        C = (L.T @ L) @ RS
+        C -= L.T @ A
+        l_norm, r_norm = frobenius(L), frobenius(R)
+        deep = (A.shape[0] + L.shape[1] + 4) * eps  # through L^T L and L^T A
+        err = r_norm * deep * l_norm * (a_norm + l_norm * frobenius(RS))
+        err += (L.shape[1] + 4) * eps * r_norm * frobenius(C)  # R^T C
+        return R.T @ C, err
+
+    inner, err = term(*M)
+    other, err_hat = term(*Mhat)
+    inner -= other
+    del other
+    bound = frobenius(inner) * (1.0 + 64.0 * eps) + err + err_hat
     starts = _row_blocks(A.shape[0], A.shape[1])
     step = starts.step
-    inner = np.zeros((A.shape[1], A.shape[1]))
     parts = []
     for i in starts:
-        Mb = M[0][i:i + step] @ M[1]
-        Hb = Mhat[0][i:i + step] @ Mhat[1]
-        Ab = A[i:i + step]
-        inner += Mb.T @ (Mb * s - Ab)
-        inner -= Hb.T @ (Hb * s - Ab)
-        Mb -= Hb
-        parts.append(float(np.vdot(Mb, Mb)))
-    return inner, math.fsum(parts)
+        Db = M[0][i:i + step] @ M[1]
+        Db -= Mhat[0][i:i + step] @ Mhat[1]
+        parts.append(float(np.vdot(Db, Db)))
+    return bound, math.fsum(parts)
 
 
 def _basis_sensitivity(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, s_next: float,

@@ -216,7 +216,7 @@ def _kept_truncation(red: Reduced, Gamma: np.ndarray
     decomposition at hand (the rounding bound releases it): ``recover`` reuses them."""
     if not red.knows(Gamma):
         return None
-    U, sv, Vt = red.factors(Gamma)
+    U, sv, Vt = red._last[1]  # (what knows() just matched)
     k = min(red.k, sv.size)
     return U[:, :k], sv[:k], Vt[:k]
 
