@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 import duallinear as dl
 from duallinear import problem as problem_module
-
 from test_verify import EXAMPLES, _tally, check_against_the_oracle
 
 pytestmark = pytest.mark.usefixtures("single_thread_blas")
