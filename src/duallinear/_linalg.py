@@ -122,7 +122,7 @@ def frobenius(Z: np.ndarray) -> float:
         return 0.0
     scale = max(float(np.max(Z)), -float(np.min(Z)))  # (no |Z| temporary)
     if scale == 0.0 or not np.isfinite(scale):
-        return abs(scale) if not np.isnan(scale) else scale
+        return scale + 0.0  # (0, inf or NaN; + 0.0 turns a -0.0 from all-(-0.0) input into 0.0)
     if Z.size <= FROBENIUS_BLOCK:
         W = Z / scale
         return scale * float(np.sqrt(np.vdot(W, W)))
