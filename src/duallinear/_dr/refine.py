@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg.lapack import dposv
+from scipy.linalg.blas import dtrsm
+from scipy.linalg.lapack import dpotrf
 
 from .._lbfgs import lbfgs
 from .._linalg import svd, svd_of_product, svdvals
@@ -75,7 +76,8 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
     best: Best | None = None
     route, nfev = "", 0
     for ftol in settings.refine_ftol:
-        # A loose stop first; resume (warm) at rounding level only if that did not certify.
+        # A loose stop first; resume (warm) at rounding level only if that did not certify
+        # but came within refine_far.
         out = lbfgs(fun, x, memory=settings.refine_memory, ftol=ftol, gtol=settings.refine_gtol,
                     max_eval=settings.refine_max_eval)
         nfev += out.nfev
@@ -122,6 +124,8 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
                     best, route = candidate, "low_rank"
                 if met(best.gap, tol):
                     break
+        if best.gap > settings.refine_far:
+            break  # a local minimum above the optimum: tighter stages would not leave it
     return None if best is None else Refinement(best, nfev, route)
 
 
@@ -206,25 +210,32 @@ def projected_primal(A: np.ndarray, s: np.ndarray, rho: float, m: np.ndarray, Qt
     half = 0.5 * float(np.vdot(A, A))
     scale = 1.0 / np.sqrt(curvature * np.outer(s * s, m) + rho)
     scale /= scale.max() if scale.size else 1.0
-    eye = np.eye(m.size)
+    AS = A * s  # (once: both products of an evaluation are with A diag(s))
+    diagonal = np.arange(m.size)
 
-    def left_and_c(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        C = A @ (R * s[:, None])
-        G = (R * s2).T @ R
-        G += rho * eye
+    def left_and_c(R: np.ndarray, RS2: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        C = AS @ R
+        G = (R * s2 if RS2 is None else RS2).T @ R
+        G[diagonal, diagonal] += rho
         if not G.size:
             return np.zeros_like(C), C
-        # G >= rho I is positive definite: Cholesky through LAPACK directly (numpy's solve
-        # costs more than the products at d = 100).
-        _, L_t, info = dposv(G, C.T)
-        return (L_t if info == 0 else np.linalg.solve(G, C.T)).T, C
+        # G >= rho I is positive definite: L = C G^-1 by a Cholesky factor and two triangular
+        # solves from the right (BLAS-3). Measured at d = 200, c = 40: 110 us where LAPACK's
+        # dposv on C^T took 200 and numpy's solve more.
+        factor, info = dpotrf(G, lower=1)
+        if info != 0:
+            return np.linalg.solve(G, C.T).T, C
+        Z = dtrsm(1.0, factor, C, side=1, lower=1, trans_a=1)
+        return dtrsm(1.0, factor, Z, side=1, lower=1, overwrite_b=1), C
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         R = x.reshape(scale.shape) * scale
-        L, C = left_and_c(R)
+        RS2 = R * s2
+        L, C = left_and_c(R, RS2)
         value = half - 0.5 * float(np.vdot(C, L)) + 0.5 * rho * float(np.vdot(R, R))
-        grad = (R @ (L.T @ L)) * s2
-        grad -= (A.T @ L) * s[:, None]
+        grad = RS2 @ (L.T @ L)
+        grad -= AS.T @ L
         grad += rho * R
         grad *= scale
         return value, grad.ravel()
