@@ -107,10 +107,12 @@ class DRSettings:
     gram_min_dim: int = 64
 
     #: Iterations at which the primal refinement is tried (general X), until one succeeds.
-    #: Measured at d = 100 and 200 (Gaussian X, 9 instances): from the 2nd iterate it
-    #: certified all but one square instance (which certified from the 10th), where DR alone
-    #: needs 105-140 iterations for 1e-10.
-    refine_at: tuple[int, ...] = (2, 10, 70)
+    #: Measured at d = 100 and 200 (Gaussian X, square and 200 x 400, seeds 0-9: 40
+    #: instances): from the 2nd iterate it certified 31; 7 more from the 6th, which is the
+    #: first iterate that certifies them (from the 5th 2 of 3 tried still end in a rank-k
+    #: local minimum), where (2, 10, 70) took them to iteration 10 for the same attempts and
+    #: evaluations (and DR alone needs 105-140 iterations for 1e-10).
+    refine_at: tuple[int, ...] = (2, 6, 70)
     #: From this ``min(dH, r)`` on, a refinement from ``Gamma = 0`` (the truncation of A) is
     #: tried before the first iteration when A has a gap at k: its k leading triplets settle
     #: to 1e-6 within 12 products and ``sigma_k >= refine_start_gap * sigma_{k+1}`` (targets of
@@ -155,9 +157,11 @@ class DRSettings:
     #: passed without a certificate, and stop with status ``"duality_gap"`` when the interval
     #: meets ``tol`` while the relaxed minimiser has rank above k (see ``_dr/twosided.py``).
     two_sided: bool = True
-    #: First iteration of the two-sided track: after the refinements at 2 and 10, which
-    #: certify the Gaussian instances that have no duality gap (8 of 9 at d = 100 and 200).
-    two_sided_from: int = 10
+    #: First iteration of the two-sided track: after the refinements at 2 and 6, which
+    #: certify most Gaussian instances that have no duality gap (38 of 40 at d = 100 and
+    #: 200). From 7 instead of 10, the 6 instances with a gap at d = 200 (seeds 0-9) were
+    #: decided at the same iteration or 5 earlier.
+    two_sided_from: int = 7
     #: (step t, c) of the two-sided track, warm-started from the current primal-dual pair, and
     #: its Anderson memory (iterates above ``anderson_large`` entries keep
     #: ``anderson_memory_large``); None keeps the current pair. Measured on the square Gaussian
