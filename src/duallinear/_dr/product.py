@@ -296,7 +296,10 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
         switch = False
         while it < max_iter:
             it += 1
-            check_now = it % every == 0 or it == max_iter
+            # (A regular check just before a refinement is skipped: the refinement certifies
+            # its own point, and the check after it still comes.)
+            check_now = it == max_iter or (it % every == 0 and not (
+                pending and two is None and it < pending[0] < it + every))
             memo.want = (two is not None and check_now) or (
                 may_track and two is None and it >= settings.two_sided_from)
             T(z, out=Tz)
