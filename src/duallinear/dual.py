@@ -104,7 +104,7 @@ def solve_dual(
         ``value`` is always the dual objective at a feasible point, hence a valid lower bound
         on the primal optimum even when ``converged`` is False; ``dual_upper`` bounds the dual
         optimum from above (``value <= D* <= dual_upper``). On general X without a
-        certificate by the 10th iteration, DR bounds ``D*`` from both sides and stops with
+        certificate by the 7th iteration, DR bounds ``D*`` from both sides and stops with
         status ``"duality_gap"`` once the interval meets ``tol`` while the relaxed minimiser
         has rank above ``k`` (``DRSettings(two_sided=False)``: run to a stall instead);
         :func:`duallinear.prove_gap` proves such a gap on small instances.
