@@ -105,7 +105,8 @@ class Solution:
     exact : bool
         ``relative_gap <= tol``: the interval is closed to the tolerance.
     relative_gap : float
-        ``(upper - lower) / max(|upper|, 1e-8 * 1/2 ||Y||^2)``.
+        ``(upper + upper_rounding - lower) / max(|upper + upper_rounding|,
+        1e-8 * 1/2 ||Y||^2)``: for the data as given.
     lower_route, upper_route : str
         How each bound was obtained.
     message : str
@@ -118,6 +119,11 @@ class Solution:
         How much ``lower`` was lowered so that it holds for X as given, not only for the
         float64 reduction of X (``docs/math.md``, rounding on the weight-decay routes); 0
         where ``lower`` comes from :func:`~duallinear.solve_dual`, which applies its own.
+    upper_rounding : float
+        How far the objective of ``weights`` for X as given can lie above ``upper`` (which is
+        evaluated on the float64 reduction of X): ``||M||_2 ||M X_hat - Y||_F eps_x +
+        1/2 (||M||_2 eps_x)^2`` at the end-to-end map ``M``, plus the rounding of the
+        residual term. ``relative_gap`` and ``exact`` use ``upper + upper_rounding``.
     """
 
     lower: float
@@ -131,6 +137,7 @@ class Solution:
     K: int
     time: float
     rounding: float = 0.0
+    upper_rounding: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -448,15 +455,16 @@ def _rounding_margin(problem: DeepLinearProblem, upper: float, whitened: bool = 
     return T * math.sqrt(2.0 * upper) * eps + 0.5 * (T * eps) ** 2 + problem.residual_error
 
 
-def _point_margin(problem: DeepLinearProblem, Mr: np.ndarray, whitened: bool = False
-                  ) -> float:
+def _point_margin(problem: DeepLinearProblem, Mr: np.ndarray, whitened: bool = False,
+                  norm: float | None = None) -> float:
     """``P_X(M) - P_X_hat(M) <= ||M||_2 ||M X_hat - Y||_F eps_x + 1/2 (||M||_2 eps_x)^2`` at a
-    known map ``M = Mr U^T`` (``Mr``: (dH, r)): what an upper bound computed on the reduced
-    data needs to hold for X as given."""
+    known map ``M`` with ``M U = Mr`` (``Mr``: (dH, r)): what an upper bound computed on the
+    reduced data needs to hold for X as given. ``norm``: ``||M||_2`` when ``M`` may act off
+    the range of ``U`` (default: ``M = Mr U^T``, whose norm is ``Mr``'s)."""
     eps = _distance_to_reduced(problem, whitened)
     if eps == 0.0 or not Mr.size:
         return problem.residual_error
-    m = float(svdvals(Mr)[0])
+    m = float(svdvals(Mr)[0]) if norm is None else norm
     R = Mr * problem.s - problem.A
     residual = math.sqrt(problem.residual_sq + float(np.sum(R * R)))
     return m * residual * eps + 0.5 * (m * eps) ** 2 + problem.residual_error
@@ -730,7 +738,8 @@ def solve(problem: DeepLinearProblem, *, tol: float = 1e-9, restarts: int = 4,
         weights, reduced, upper, lower_route, upper_route = _solve_weight_decay(
             problem, tol, restarts, seed)
         lower, delta = _lower_for_data(problem, reduced, upper)
-    gap = relative_gap(upper, lower, problem.zero_value)
+    upper_delta = _weights_margin(problem, weights)
+    gap = relative_gap(upper + upper_delta, lower, problem.zero_value)
     message = f"lower: {lower_route}; upper: {upper_route}; relative gap {gap:.2e}"
     if delta > 0.0:
         message += (f"; lower reduced by {delta:.2e} for rounding in the reduction of X "
@@ -738,10 +747,27 @@ def solve(problem: DeepLinearProblem, *, tol: float = 1e-9, restarts: int = 4,
                     f"{problem.condition_number:.1e})")
         if gap > tol >= relative_gap(upper, min(reduced, upper), problem.zero_value):
             message += ": that margin is what keeps the interval from exact"
+    if upper_delta > 0.0 and relative_gap(upper + upper_delta, upper, problem.zero_value) > 1e-15:
+        message += (f"; upper raised by {upper_delta:.2e} in the gap, for X as given (the "
+                    "objective is evaluated on the reduction of X)")
     return Solution(lower=lower, upper=upper, weights=weights, exact=bool(gap <= tol),
                     relative_gap=gap, lower_route=lower_route, upper_route=upper_route,
                     message=message, K=problem.K, time=time.perf_counter() - t0,
-                    rounding=delta)
+                    rounding=delta, upper_rounding=upper_delta)
+
+
+def _weights_margin(problem: DeepLinearProblem, weights: list) -> float:
+    """:func:`_point_margin` at the end-to-end map of ``weights`` (every branch), with its
+    norm taken from the full map: weights from a local search may act off the range of X."""
+    branches = weights if problem.branches > 1 else [weights]
+    M = np.zeros((problem.dH, problem.d0))
+    for chain in branches:
+        product = chain[0]
+        for W in chain[1:]:
+            product = W @ product
+        M += product
+    norm = float(svdvals(M)[0]) if M.size else 0.0
+    return _point_margin(problem, M @ problem.U, norm=norm)
 
 
 def _quiet(func, *args, **kwargs):
