@@ -354,3 +354,46 @@ def test_frobenius_of_large_matrices_is_accurate_without_overflow(scale) -> None
         assert abs(got**2 - exact) <= frobenius_sq_error(M.size) * exact
     assert frobenius(np.zeros((400, 400))) == 0.0
     assert np.isnan(frobenius(np.full((400, 400), np.nan)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 40), st.integers(2, 40), st.floats(0.05, 0.95), st.integers(0, 10**6))
+def test_leading_by_gram_matches_the_svd(m, n, frac, seed) -> None:
+    """The Gram route's k leading triplets: the values, and the truncation they span."""
+    B = np.random.default_rng(seed).standard_normal((m, n))
+    k = max(1, min(int(frac * min(m, n)), min(m, n) - 1))
+    U, s, Vt = _linalg.svd(B)
+    top = _linalg.leading_by_gram(B, k)
+    assert top is not None
+    Ug, sg, Vtg = top
+    assert Ug.shape == (m, k) and sg.shape == (k,) and Vtg.shape == (k, n)
+    assert np.allclose(sg, s[:k], rtol=1e-10, atol=0.0)
+    if s[k - 1] > s[k] * (1.0 + 1e-6):  # (with a tie at k the truncation is not unique)
+        N = (U[:, :k] * s[:k]) @ Vt[:k]
+        assert np.linalg.norm((Ug * sg) @ Vtg - N) <= 1e-8 * s[0]
+
+
+def test_leading_by_gram_declines_where_the_square_loses_accuracy() -> None:
+    rng = np.random.default_rng(3)
+    Q1 = np.linalg.qr(rng.standard_normal((30, 30)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((20, 20)))[0]
+    values = np.geomspace(1.0, 1e-6, 20)
+    B = (Q1[:, :20] * values) @ Q2
+    assert _linalg.leading_by_gram(B, 5) is not None
+    assert _linalg.leading_by_gram(B, 15) is None  # s_15 / s_1 ~ 1e-4 < GRAM_MIN_RATIO
+    assert _linalg.leading_by_gram(B, 20) is None  # k not below min(m, n)
+    assert _linalg.leading_by_gram(B, 0) is None
+    assert _linalg.leading_by_gram(np.zeros((5, 4)), 2) is None
+    assert _linalg.leading_by_gram(B * 1e300, 5) is None  # the square overflows
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1.0, 1e170, 1e300])
+@pytest.mark.parametrize("shape", [(30, 12), (12, 30), (1, 5), (7, 1)])
+def test_largest_by_gram_is_the_largest_singular_value(scale, shape) -> None:
+    """Close to sigma_1 at every scale (falling back to the SVD where the square over- or
+    underflows), and 0 for empty and zero matrices."""
+    Z = np.random.default_rng(1).standard_normal(shape) * scale
+    exact = float(_linalg.svdvals(Z)[0])
+    assert _linalg.largest_by_gram(Z) == pytest.approx(exact, rel=1e-13)
+    assert _linalg.largest_by_gram(np.zeros(shape)) == 0.0
+    assert _linalg.largest_by_gram(np.zeros((0, 3))) == 0.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._linalg import LeadingSVD, top_triplets
+from .._linalg import LeadingSVD, largest_by_gram, leading_by_gram, top_triplets
 from .._reduced import Reduced, op_norm
 from .._spectral import ball, spectral_change, truncated
 from ..results import DualDiagnostics
@@ -174,17 +174,24 @@ class _Certifier:
         return Best.of(self(Gamma), red)
 
     def top_k(self, B: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The refinement's start: the k leading triplets of ``B``, from leading triplets or
+        else the Gram matrix (a start only: the certificate decomposes its own point)."""
+        if self.lead is None:
+            top = leading_by_gram(B, self.red.k)
+            if top is not None:
+                return top
         return top_triplets(B, self.red.k, self.lead)
 
     def free_norm(self, W: np.ndarray) -> float:
-        """``||W||_op`` of the refinement's free block: with leading triplets the Ritz value
-        settled to 1e-13 (it only shapes the candidate, whose certificate takes the exact
-        norm of ``Gamma diag(s)``), else exact."""
+        """``||W||_op`` of the refinement's free block, to about 1e-13: the settled Ritz value
+        with leading triplets, else from the Gram matrix (it only shapes the candidate, whose
+        certificate takes the exact norm of ``Gamma diag(s)``)."""
         if self.partial and W.size:
             top = self.lead_free(W, lambda sv: 1)
             if top is not None:
                 return float(top[1][0])
-        return op_norm(W)
+            return op_norm(W)
+        return largest_by_gram(W)
 
 
 def _gap_at_k(A: np.ndarray, k: int, settings: DRSettings
