@@ -683,3 +683,78 @@ def test_refinement_when_the_rank_bound_is_inactive(seed: int) -> None:
     assert rec.certified, rec.message
     product = np.linalg.svd(rec.weights[2] @ rec.weights[1] @ rec.weights[0], compute_uv=False)
     assert np.sum(product > 1e-6 * product[0]) < 6  # the rank bound is indeed inactive
+
+
+def _gaussian_benchmark_problem(d: int, seed: int) -> dl.DeepLinearProblem:
+    """The benchmarks' square Gaussian instance (benchmarks/common.py: H = 3, k = d/5)."""
+    rng = np.random.default_rng(seed)
+    X, Y = rng.standard_normal((d, d)), rng.standard_normal((d, d))
+    return dl.DeepLinearProblem(X, Y, (d // 5, d // 5), 0.3 * np.sqrt(d) / 3)
+
+
+def test_regression_failed_refinement_is_revisited_with_later_free_blocks() -> None:
+    # d = 100, seed 9: the refinements at the 2nd and 6th iterate found the optimal rank-k
+    # M but not a free block whose truncation keeps it (certified gaps about 1e-3), and DR
+    # certified only at the 55th iterate. Holding the first attempt's M and testing the
+    # later iterates' (mixed) free blocks certifies at the 4th.
+    problem = _gaussian_benchmark_problem(100, 9)
+    held = dl.solve_dual(problem)
+    alone = dl.solve_dual(problem, settings=dl.DRSettings(refine_mix=(), refine_revisit=0))
+    assert held.converged and alone.converged, (held.message, alone.message)
+    assert held.iterations <= 5 < alone.iterations
+    assert held.diagnostics.refine_revisits >= 1
+    assert held.diagnostics.refine_route == "rank_k"
+    assert rel_diff(held.value, alone.value) <= 2e-10
+    # An ordinary certified point: its dual value (before the rounding margin of the data
+    # as given), and recover() reaches it.
+    assert rel_diff(dl.dual_value(problem, held.Lambda), held.float_value) <= 1e-12
+    assert held.value == held.float_value - held.rounding[0] - held.rounding[1]
+    rec = dl.recover(problem, held)
+    assert rec.certified, rec.message
+
+
+def test_held_point_ready_block_gives_a_dual_point_truncating_to_it(monkeypatch) -> None:
+    # Held's account of the dual points with Gamma diag(s) = rho P Q^T + W (W orthogonal to
+    # P and Q): A - Gamma = N + T with T orthogonal to P and to diag(s) Q, W = E - T diag(s).
+    # A ready block must then give a feasible point whose k-th value keeps refine_ready
+    # above the rest and whose truncation is N (up to the stationarity of the held M).
+    import duallinear._dr.product as product
+    from duallinear._dr.refine import revisit as real_revisit
+    from duallinear._reduced import op_norm
+
+    seen = []
+
+    def spy(red, held, Gamma, *args, **kwargs):
+        seen.append((red, held, Gamma.copy()))
+        return real_revisit(red, held, Gamma, *args, **kwargs)
+
+    monkeypatch.setattr(product, "revisit", spy)
+    result = dl.solve_dual(_gaussian_benchmark_problem(100, 9))
+    assert result.converged and seen
+    settings = dl.DRSettings()
+    red, held, Gamma = seen[-1]  # the revisit that certified
+    ready = held.ready_blocks(red, Gamma, op_norm, settings, settings.refine_mix)
+    assert ready, "the certifying revisit had a ready block"
+    ratio, _mix, W = ready[0]
+    A, s, rho, k = red.A, red.s, red.rho, red.k
+    P, Q = held.P, held.Q
+    N, sigma, E, _right = held.parts()
+    scale = np.linalg.norm(W)
+    assert np.linalg.norm(P.T @ W) <= 1e-12 * scale and np.linalg.norm(W @ Q) <= 1e-12 * scale
+    G = (W + rho * (P @ Q.T)) / s
+    assert op_norm(G * s) <= rho * (1 + 1e-12)  # feasible
+    sv = np.linalg.svd(A - G, compute_uv=False)
+    assert ratio <= 1 - settings.refine_ready
+    assert sv[k] <= (1 - settings.refine_ready) * sigma * (1 + 1e-9)
+    assert sv[k - 1] == pytest.approx(sigma, rel=1e-6)
+    U, sv, Vt = np.linalg.svd(A - G)
+    top = (U[:, :k] * sv[:k]) @ Vt[:k]
+    # The blocks that couple N to the rest are the stationarity residual of the held
+    # (loose-stage) M; the truncation then stays on N as Wedin's bound says, with the
+    # ready margin as the separation.
+    rest = A - G - N
+    coupling = np.linalg.norm(P.T @ rest) + np.linalg.norm(rest @ _right)
+    assert coupling <= 1e-5 * np.linalg.norm(N)
+    separation = sigma * (1 - ratio)
+    bound = 2 * coupling / separation * np.linalg.norm(N, 2) + coupling
+    assert np.linalg.norm(top - N) <= bound

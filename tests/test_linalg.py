@@ -288,6 +288,24 @@ def test_spectral_scale_small_exact_large_close_from_below() -> None:
     assert value == _linalg.spectral_scale(big)  # seeded
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 4), st.integers(0, 5),
+       st.integers(0, 2**31 - 1), st.sampled_from([1e-200, 1.0, 1e200]))
+def test_ritz_norm_is_a_lower_estimate_with_an_orthonormal_block(m, n, b, steps, seed,
+                                                                 scale) -> None:
+    # Never above sigma_1 (up to rounding), at any scale; the block comes back orthonormal
+    # and of the shape given; with the block spanning everything it is sigma_1.
+    rng = np.random.default_rng(seed)
+    Z = scale * rng.standard_normal((m, n))
+    value, V = _linalg.ritz_norm(Z, rng.standard_normal((n, min(b, n))), steps)
+    top = float(np.linalg.norm(Z, 2))
+    assert value <= top * (1 + 1e-12)
+    assert V.shape == (n, min(b, n))
+    np.testing.assert_allclose(V.T @ V, np.eye(min(b, n)), atol=1e-12)
+    full, _ = _linalg.ritz_norm(Z, rng.standard_normal((n, n)), 0)
+    assert full == pytest.approx(top, rel=1e-12)
+
+
 def test_leading_values_only_and_zero_matrix() -> None:
     B = _low_rank_plus_noise(120, 100, 3, 0.05, seed=6)
     top = _linalg.LeadingSVD(rtol=1e-10, values_only=True)(B, lambda sv: 1)

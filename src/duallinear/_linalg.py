@@ -9,7 +9,7 @@ import numpy as np
 import scipy.linalg
 
 __all__ = ["frobenius", "svd", "svdvals", "svd_driver", "SVDFailure", "LeadingSVD",
-           "spectral_scale",
+           "spectral_scale", "ritz_norm",
            "gram_spectral_change", "leading_by_gram", "largest_by_gram", "svd_of_product",
            "top_triplets"]
 
@@ -470,10 +470,33 @@ def spectral_scale(Z: np.ndarray, steps: int = 8, block: int = 8, seed: int = 0)
     """
     if min(Z.shape) < SPECTRAL_SCALE_MIN_DIM:
         return float(svdvals(Z)[0])
-    V = np.random.default_rng(seed).standard_normal((Z.shape[1], block))
+    return ritz_norm(Z, np.random.default_rng(seed).standard_normal((Z.shape[1], block)),
+                     steps)[0]
+
+
+def ritz_norm(Z: np.ndarray, V: np.ndarray, steps: int) -> tuple[float, np.ndarray]:
+    """The largest Ritz value of ``Z`` after ``steps`` products with ``Z^T Z`` on the block
+    ``V``, and the block reached (orthonormal: a warm start for a nearby matrix).
+
+    The value is ``||Z V'||_op`` for an orthonormal ``V'``, so never above ``sigma_1(Z)``
+    (up to rounding): an estimate from below, cheap against any decomposition of ``Z``.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (m, n)
+    V : ndarray, shape (n, b)
+    steps : int >= 0
+    """
+    V = np.linalg.qr(V)[0]
     for _ in range(steps):
-        V = np.linalg.qr(Z.T @ (Z @ np.linalg.qr(V)[0]))[0]
-    return float(svdvals(Z @ V)[0])
+        ZV = Z @ V
+        # (Rescaled between the two products: Z^T Z would overflow from ||Z|| near 1e154
+        # and underflow below 1e-162.)
+        top = float(np.max(np.abs(ZV), initial=0.0))
+        if 0.0 < top < np.inf:
+            ZV /= top
+        V = np.linalg.qr(Z.T @ ZV)[0]
+    return float(svdvals(Z @ V)[0]), V
 
 
 def top_triplets(B: np.ndarray, k: int, lead: LeadingSVD | None = None

@@ -123,6 +123,10 @@ class DualDiagnostics:
         Primal refinements tried (general X, ``primal_refine=True``).
     refine_evaluations : int
         Objective-and-gradient evaluations those refinements took.
+    refine_revisits : int
+        Later iterates at which a failed refinement's rank-k point was tested again with the
+        iterate's free block (``DRSettings.refine_revisit``; resumed ones also count in
+        ``refine_attempts``).
     refine_route : str
         ``""`` unless the certificate came from a refinement; then ``"rank_k"`` (the factored
         rank-k problem) or ``"low_rank"`` (the rank bound inactive: the convex problem).
@@ -147,6 +151,7 @@ class DualDiagnostics:
 
     refine_attempts: int = 0
     refine_evaluations: int = 0
+    refine_revisits: int = 0
     refine_route: str = ""
     refine_start: bool = False
     partial_svd: bool = False

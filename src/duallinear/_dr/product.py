@@ -22,7 +22,7 @@ from .._spectral import ball, spectral_change, truncated
 from ..results import DualDiagnostics
 from .anderson import Anderson
 from .outcome import Best, Outcome, finish, met
-from .refine import refine
+from .refine import Held, Refinement, refine, revisit
 from .settings import DRSettings
 from .twosided import Memo, TwoSided, warm_start
 
@@ -239,6 +239,8 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
     diag = DualDiagnostics(partial_svd=partial)
     pending = sorted(settings.refine_at) if settings.primal_refine else []
     memo = Memo()
+    held: Held | None = None  # a failed refinement's rank-k point, revisited until held_until
+    held_until = 0
     # The two-sided track: None until it starts (never with tol = 0, which asks for max_iter).
     two: TwoSided | None = None
     may_track = settings.two_sided and tol > 0.0
@@ -253,21 +255,46 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                       width=two.width if two is not None else float("inf"),
                       rank=two.rank if two is not None else -1, k=red.k)
 
-    def try_refine(point: np.ndarray, top_k: Callable = cert.top_k) -> bool:
-        """A refinement from ``point``; True when it certified (``best`` is then its point)."""
-        nonlocal best, diag
-        diag = replace(diag, refine_attempts=diag.refine_attempts + 1)
-        attempt = refine(red, point, top_k, cert, tol, settings, cert.free_norm)
+    def take(attempt: Refinement | None, fresh: bool = True) -> bool:
+        """Books a refinement attempt; True when it certified (``best`` is then its point).
+        The first failed fresh attempt's rank-k point is held for ``refine_revisit``
+        iterations (a resumed one replaces it; later fresh ones are not held: on the
+        instances with a duality gap each window cost about 5 SVD-equivalents)."""
+        nonlocal best, diag, held, held_until
         if attempt is None:
             return False
-        diag = replace(diag, refine_evaluations=diag.refine_evaluations + attempt.evaluations)
+        diag = replace(diag, refine_attempts=diag.refine_attempts + 1,
+                       refine_evaluations=diag.refine_evaluations + attempt.evaluations)
         if attempt.best.better(best) is attempt.best:
             best = attempt.best
+        if not fresh:
+            held = attempt.held
+        elif held_until == 0 and attempt.held is not None:
+            held, held_until = attempt.held, it + settings.refine_revisit
+        else:
+            held = None
         if not met(best.gap, tol):
             return False
         diag = replace(diag, refine_route=attempt.route)
         gaps.append(best.gap)
         return True
+
+    def try_refine(point: np.ndarray, top_k: Callable = cert.top_k) -> bool:
+        """A refinement from ``point``; True when it certified (``best`` is then its point)."""
+        nonlocal diag
+        if held is not None and it <= held_until:
+            # A failed attempt's rank-k point first: resumed when a free block is ready.
+            diag = replace(diag, refine_revisits=diag.refine_revisits + 1)
+            again = revisit(red, held, point, cert, tol, settings, cert.free_norm)
+            if again is not None:
+                return take(again, fresh=False)
+        return take(refine(red, point, top_k, cert, tol, settings, cert.free_norm))
+
+    def try_revisit(point: np.ndarray) -> bool:
+        """The held rank-k point with ``point``'s free blocks, if one is ready."""
+        nonlocal diag
+        diag = replace(diag, refine_revisits=diag.refine_revisits + 1)
+        return take(revisit(red, held, point, cert, tol, settings, cert.free_norm), fresh=False)
 
     residuals: list[float] = []
     gaps = _Gaps(callback, lambda: it)
@@ -323,7 +350,11 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
             accel.step(z.ravel(), f.ravel(), out=z_next.ravel())
             z, z_next = z_next, z
             refine_now = bool(pending) and it >= pending[0]
-            current = T.graph(plain) if refine_now or (check_now and two is None) else None
+            revisit_now = not refine_now and held is not None and it <= held_until
+            current = (T.graph(plain) if refine_now or revisit_now or (check_now and two is None)
+                       else None)
+            if revisit_now and try_revisit(current):
+                return done((best.Gamma, best.lower, best.upper), "converged")
             if refine_now:
                 # Before the regular check, which a certified refinement makes unnecessary.
                 while pending and pending[0] <= it:

@@ -108,10 +108,10 @@ class DRSettings:
 
     #: Iterations at which the primal refinement is tried (general X), until one succeeds.
     #: Measured at d = 100 and 200 (Gaussian X, square and 200 x 400, seeds 0-9: 40
-    #: instances): from the 2nd iterate it certified 31; 7 more from the 6th, which is the
-    #: first iterate that certifies them (from the 5th 2 of 3 tried still end in a rank-k
-    #: local minimum), where (2, 10, 70) took them to iteration 10 for the same attempts and
-    #: evaluations (and DR alone needs 105-140 iterations for 1e-10).
+    #: instances): from the 2nd iterate it certified 31; 7 more from the 6th, the first
+    #: iterate whose own free block certifies them (the attempts before found the optimal
+    #: M: see ``refine_mix``, which certifies 5 of them at the 3rd or 4th), where
+    #: (2, 10, 70) took them to iteration 10 (DR alone needs 105-140 iterations for 1e-10).
     refine_at: tuple[int, ...] = (2, 6, 70)
     #: From this ``min(dH, r)`` on, a refinement from ``Gamma = 0`` (the truncation of A) is
     #: tried before the first iteration when A has a gap at k: its k leading triplets settle
@@ -135,9 +135,9 @@ class DRSettings:
     #: A stage whose best certified gap is still above this (relative) ends the attempt: the
     #: later, tighter stages only polish a point already in its basin. Measured at d = 100
     #: and 200 (Gaussian X, 22 instances, refinements at iterations 1-12): the second stage
-    #: certified from first-stage gaps of at most 1e-9; from 5e-5 and above (a rank-k local
-    #: minimum above the optimum) it never changed the gap's first digit, at 8-26
-    #: evaluations and a certificate each time.
+    #: certified from first-stage gaps of at most 1e-9; from 5e-5 and above (mostly the
+    #: iterate's free block, not ``M``: see ``refine_mix``) it never changed the gap's first
+    #: digit, at 8-26 evaluations and a certificate each time.
     refine_far: float = 1e-6
     #: Gradient tolerance and evaluation cap of each refinement L-BFGS run, and its memory.
     refine_gtol: float = 1e-9
@@ -152,6 +152,28 @@ class DRSettings:
     #: sqrt(eps). Measured: certified gaps 1e-9..1e-11 without, 1e-13..1e-16 with. (On the
     #: main route the same steps bought digits that were not needed, for 10-30% time.)
     refine_polish: int = 30
+    #: When an attempt with ``M`` of rank k does not certify, the cause measured on Gaussian
+    #: X was its dual point's free block, not ``M``: the failed attempts at the 2nd iterate
+    #: of d = 200 square seeds 1, 3 and 200 x 400 seed 2 had the optimum's ``M`` to 1e-15 in
+    #: value. So free blocks mixing the iterate's own (weight 1, the one tried first) with
+    #: the one the truncation side gives (weight 0), with the weights ``refine_mix``, are
+    #: tried too, each only when *ready*: it keeps the truncation's k-th value
+    #: ``refine_ready`` (relative) above the rest (see ``_dr/refine.py``, :class:`Held`).
+    #: The first failed attempt's ``M`` is then kept for ``refine_revisit`` iterations, at
+    #: each of which the current iterate's mixed blocks are tested (norms only) and the
+    #: readiest resumes the attempt from its point. Measured on those three: weight 0.75 was
+    #: ready from the 4th, 5th and 3rd iterate, the iterate's own from the 6th, 6th and 3rd,
+    #: 0.5 and below later or not by the 6th on two of them; each weight tested costs about
+    #: 0.6 of an SVD per iterate. ``refine_mix=()`` keeps the iterate's block alone.
+    refine_mix: tuple[float, ...] = (0.75,)
+    refine_ready: float = 1e-4
+    refine_revisit: int = 4
+    #: Gradient-only steps (as ``refine_polish``) when a revisit resumes a held point: a
+    #: ready block keeps the k-th value of the truncation only 1e-4..1e-3 above the rest,
+    #: and the certified gap grows with the stationarity residual of ``M`` over that margin.
+    #: Measured at d = 200 (three instances): certified gaps 1.2e-10 with none, 3e-11 with 3,
+    #: 9e-12 with 6 (6-12 more evaluations), 1e-12 with 10.
+    refine_revisit_polish: int = 6
 
     #: Bound the dual optimum from both sides on general X once ``two_sided_from`` iterations
     #: passed without a certificate, and stop with status ``"duality_gap"`` when the interval
@@ -214,6 +236,17 @@ class DRSettings:
             raise TypeError(f"refine_at must be a tuple of iterations, got {self.refine_at!r}")
         for i, it in enumerate(self.refine_at):
             _positive(it, f"refine_at[{i}]", integer=True)
+        if not isinstance(self.refine_mix, tuple):
+            raise TypeError(f"refine_mix must be a tuple of weights, got {self.refine_mix!r}")
+        for i, mix in enumerate(self.refine_mix):
+            _positive(mix, f"refine_mix[{i}]", zero=True)
+            if mix > 1.0:
+                raise ValueError(f"refine_mix[{i}] must lie in [0, 1], got {mix}")
+        _positive(self.refine_ready, "refine_ready", zero=True)
+        if self.refine_ready >= 1.0:
+            raise ValueError(f"refine_ready must lie in [0, 1), got {self.refine_ready}")
+        _positive(self.refine_revisit, "refine_revisit", integer=True, zero=True)
+        _positive(self.refine_revisit_polish, "refine_revisit_polish", integer=True, zero=True)
         if not isinstance(self.refine_ftol, tuple) or not self.refine_ftol:
             raise TypeError(f"refine_ftol must be a non-empty tuple, got {self.refine_ftol!r}")
         for i, ftol in enumerate(self.refine_ftol):
