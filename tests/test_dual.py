@@ -711,6 +711,12 @@ def test_regression_failed_refinement_is_revisited_with_later_free_blocks() -> N
     assert held.value == held.float_value - held.rounding[0] - held.rounding[1]
     rec = dl.recover(problem, held)
     assert rec.certified, rec.message
+    # The certificate re-evaluated exactly (40 digits) on the original X and Y: the bounds
+    # bracket, and the exact gap is within tol (about 70 s at d = 100).
+    exact = dl.verify(problem, rec.weights, held, digits=40)
+    assert held.value <= exact.dual + 1e-14 * problem.zero_value
+    assert exact.dual <= exact.primal + 1e-14 * problem.zero_value
+    assert exact.relative_gap <= 1e-10, exact
 
 
 def test_held_point_ready_block_gives_a_dual_point_truncating_to_it(monkeypatch) -> None:
