@@ -279,22 +279,22 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
         gaps.append(best.gap)
         return True
 
-    def try_refine(point: np.ndarray, top_k: Callable = cert.top_k) -> bool:
-        """A refinement from ``point``; True when it certified (``best`` is then its point)."""
-        nonlocal diag
-        if held is not None and it <= held_until:
-            # A failed attempt's rank-k point first: resumed when a free block is ready.
-            diag = replace(diag, refine_revisits=diag.refine_revisits + 1)
-            again = revisit(red, held, point, cert, tol, settings, cert.free_norm)
-            if again is not None:
-                return take(again, fresh=False)
-        return take(refine(red, point, top_k, cert, tol, settings, cert.free_norm))
-
-    def try_revisit(point: np.ndarray) -> bool:
-        """The held rank-k point with ``point``'s free blocks, if one is ready."""
+    def try_revisit(point: np.ndarray) -> bool | None:
+        """The held rank-k point with ``point``'s free blocks: True when it certified, None
+        when no block was ready (nothing was tried)."""
         nonlocal diag
         diag = replace(diag, refine_revisits=diag.refine_revisits + 1)
-        return take(revisit(red, held, point, cert, tol, settings, cert.free_norm), fresh=False)
+        again = revisit(red, held, point, cert, tol, settings, cert.free_norm)
+        return None if again is None else take(again, fresh=False)
+
+    def try_refine(point: np.ndarray, top_k: Callable = cert.top_k) -> bool:
+        """A refinement from ``point``; True when it certified (``best`` is then its point).
+        A held point comes first: resumed when a free block is ready."""
+        if held is not None and it <= held_until:
+            again = try_revisit(point)
+            if again is not None:
+                return again
+        return take(refine(red, point, top_k, cert, tol, settings, cert.free_norm))
 
     residuals: list[float] = []
     gaps = _Gaps(callback, lambda: it)
