@@ -627,10 +627,12 @@ def test_primal_refinement_certifies_early_and_agrees_with_plain_dr() -> None:
     assert rec.certified and not rec.repaired, rec.message
 
 
+@pytest.mark.parametrize("gram", [False, True, None], ids=["direct", "gram", "default"])
 @pytest.mark.parametrize("shape", [(7, 5, 3), (4, 9, 2), (6, 6, 6)], ids=str)
-def test_projected_primal_is_the_joint_objective_with_L_minimised_out(shape) -> None:
+def test_projected_primal_is_the_joint_objective_with_L_minimised_out(shape, gram) -> None:
     # _refine minimises g(R) = min_L f(L, R): check g against f at the returned L(R), that L(R)
-    # zeroes the L-gradient of f, and g's gradient against central differences.
+    # zeroes the L-gradient of f, and g's gradient against central differences; both
+    # evaluations (directly, and through K = (A S)^T (A S)) and the default choice.
     dH, r, k = shape
     rng = np.random.default_rng(sum(shape))
     A = rng.standard_normal((dH, r))
@@ -638,7 +640,7 @@ def test_projected_primal_is_the_joint_objective_with_L_minimised_out(shape) -> 
     rho = 0.3
     m = np.sort(rng.uniform(0.1, 2.0, k))[::-1]
     Qt = np.linalg.qr(rng.standard_normal((r, k)))[0].T if k <= r else rng.standard_normal((k, r))
-    fun, left, scale, start = projected_primal(A, s, rho, m, Qt)
+    fun, left, scale, start = projected_primal(A, s, rho, m, Qt, gram=gram)
     assert scale.shape == (r, k) and start.shape == (r * k,)
     # The start is the balanced factor Q diag(m)^(1/2), in the preconditioned variable.
     np.testing.assert_allclose(start.reshape(r, k) * scale, Qt.T * np.sqrt(m))

@@ -109,6 +109,19 @@ def revisit(red: Reduced, held: Held, Gamma: np.ndarray, certify: Certify, tol: 
 _RITZ_BLOCK, _RITZ_STEPS = 4, 2
 
 
+def _orthogonal_block(Z: np.ndarray, P: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """``(I - P P^T) Z (I - Q Q^T)`` for orthonormal columns ``P`` and ``Q`` (a new array)."""
+    Z = Z - P @ (P.T @ Z)
+    Z -= (Z @ Q) @ Q.T
+    return Z
+
+
+def _into_ball(W: np.ndarray, rho: float, norm: Callable[[np.ndarray], float]) -> np.ndarray:
+    """``W`` scaled in place into ``{||W||_op <= rho}`` on ``norm(W)``; returned."""
+    W *= min(1.0, rho / max(norm(W), np.finfo(np.float64).tiny))
+    return W
+
+
 class _Search(NamedTuple):
     """The variable-projection objective of one attempt (see :func:`projected_primal`)."""
 
@@ -158,10 +171,7 @@ class Held:
 
     def _orthogonal(self, Z: np.ndarray, right: np.ndarray | None = None) -> np.ndarray:
         """The block of ``Z`` orthogonal to ``P`` and to ``right`` (default ``Q``)."""
-        right = self.Q if right is None else right
-        Z = Z - self.P @ (self.P.T @ Z)
-        Z -= (Z @ right) @ right.T
-        return Z
+        return _orthogonal_block(Z, self.P, self.Q if right is None else right)
 
     def free_block(self, red: Reduced, Gamma: np.ndarray, norm: Callable, lam: float,
                    WG: np.ndarray | None = None) -> np.ndarray:
@@ -172,8 +182,7 @@ class Held:
         rho, s = red.rho, red.s
         tiny = np.finfo(np.float64).tiny
         if WG is None:
-            WG = self._orthogonal(Gamma * s)
-            WG *= min(1.0, rho / max(norm(WG), tiny))
+            WG = _into_ball(self._orthogonal(Gamma * s), rho, norm)
         if lam == 1.0:
             return WG
         N, sigma, E, right = self.parts()
@@ -181,9 +190,7 @@ class Held:
             T = self._orthogonal(red.A - Gamma - N, right)
             T *= min(1.0, sigma / max(self._estimate(T), tiny))
             self._WT = Gamma, E - T * s
-        W = lam * WG + (1.0 - lam) * self._WT[1]
-        W *= min(1.0, rho / max(norm(W), tiny))
-        return W
+        return _into_ball(lam * WG + (1.0 - lam) * self._WT[1], rho, norm)
 
     def ready_blocks(self, red: Reduced, Gamma: np.ndarray, norm: Callable,
                      settings: DRSettings, mixes: tuple[float, ...]
@@ -263,11 +270,7 @@ def _descend(red: Reduced, search: _Search, x: np.ndarray, Gamma: np.ndarray | N
         else:
             # W: the current iterate's block orthogonal to the refined M, scaled into the ball.
             P, Q = P[:, :rank], Qt[:rank].T
-            W = GS - P @ (P.T @ GS)
-            W -= (W @ Q) @ Q.T
-            bound = norm(W)
-            if bound > rho:
-                W *= rho / bound
+            W = _into_ball(_orthogonal_block(GS, P, Q), rho, norm)
             W += rho * (P @ Q.T)
             best, route = _take(Best.of(certify(W / s), red), "rank_k", best, route)
         if best is not None and met(best.gap, tol):
@@ -347,8 +350,15 @@ def _refine_low_rank(red: Reduced, m: np.ndarray, Qt: np.ndarray, rank: int, cer
     return certify(((U * np.minimum(sv, rho)) @ Vt) / s), out.nfev
 
 
+#: :func:`projected_primal` evaluates through ``K = (A S)^T (A S)`` when ``r`` is at most this
+#: multiple of the factor's columns ``c``: forming ``K`` costs about ``r / c`` evaluations'
+#: saving, and a refinement takes 30-100 evaluations.
+GRAM_SEARCH_MAX_RATIO = 10
+
+
 def projected_primal(A: np.ndarray, s: np.ndarray, rho: float, m: np.ndarray, Qt: np.ndarray,
-                     curvature: float = DRSettings.refine_curvature):
+                     curvature: float = DRSettings.refine_curvature,
+                     gram: bool | None = None):
     r"""The factored primal with ``L`` minimised out (variable projection), in ``R`` alone.
 
     For fixed ``R`` (r x c), ``1/2 ||L R^T S - A||^2 + rho/2 ||L||^2`` is least squares in
@@ -366,6 +376,13 @@ def projected_primal(A: np.ndarray, s: np.ndarray, rho: float, m: np.ndarray, Qt
     values, ``Qt``: c x r). Entry ``(j, i)`` of ``R`` has curvature about ``s_j^2 m_i + rho``,
     so the variable is ``R / scale`` flattened, with
     ``scale = (curvature s_j^2 m_i + rho)^(-1/2)`` (a diagonal preconditioner).
+
+    With ``gram`` (default: when ``r <= GRAM_SEARCH_MAX_RATIO * c`` and ``r <= dH``) an
+    evaluation goes through ``K = (A S)^T (A S)``, formed once (``2 dH r^2`` flops, ``r x r``
+    memory, at most the size of A): ``<C, L> = <R, B>`` and ``S A^T L = B`` for
+    ``B = K R G^-1``, so one product of the size of ``A`` per evaluation instead of two.
+    ``left`` always forms ``L`` from ``A`` itself. (The values agree with the direct form to
+    rounding; they only steer a search whose point is certified exactly.)
 
     Returns ``fun(x) -> (g, gradient)``, ``left(R) -> L(R)``, ``scale`` (r x c) and the start.
     """
@@ -402,6 +419,38 @@ def projected_primal(A: np.ndarray, s: np.ndarray, rho: float, m: np.ndarray, Qt
         grad += rho * R
         grad *= scale
         return value, grad.ravel()
+
+    r, c = scale.shape
+    if gram is None:
+        gram = 0 < c and r <= min(GRAM_SEARCH_MAX_RATIO * c, A.shape[0])
+    if gram and c:
+        K = AS.T @ AS
+
+        def fun_gram(x: np.ndarray) -> tuple[float, np.ndarray]:
+            # L = A S R G^-1, so L^T L = G^-1 (R^T K R) G^-1 and S A^T L = K R G^-1 = B.
+            R = x.reshape(scale.shape) * scale
+            RS2 = R * s2
+            G = RS2.T @ R
+            G[diagonal, diagonal] += rho
+            factor, info = dpotrf(G, lower=1)
+            if info != 0:
+                return fun(x)
+            KR = K @ R
+            # B = KR G^-1 by two triangular solves from the right; D = G^-1 (R^T B) = L^T L.
+            B = dtrsm(1.0, factor, dtrsm(1.0, factor, KR, side=1, lower=1, trans_a=1),
+                      side=1, lower=1, overwrite_b=1)
+            RB = R.T @ B
+            D = dtrsm(1.0, factor, dtrsm(1.0, factor, RB, side=0, lower=1), side=0, lower=1,
+                      trans_a=1, overwrite_b=1)
+            value = half - 0.5 * float(np.vdot(R, B)) + 0.5 * rho * float(np.vdot(R, R))
+            grad = RS2 @ D
+            grad -= B
+            grad += rho * R
+            grad *= scale
+            return value, grad.ravel()
+
+        start = (Qt.T * np.sqrt(m) / scale).ravel()
+        return fun_gram, lambda R: left_and_c(R)[0], scale, start
 
     start = (Qt.T * np.sqrt(m) / scale).ravel()
     return fun, lambda R: left_and_c(R)[0], scale, start
