@@ -721,6 +721,37 @@ def test_regression_failed_refinement_is_revisited_with_later_free_blocks() -> N
     assert exact.relative_gap <= 1e-10, exact
 
 
+def test_regression_refinement_on_the_rank_signal_certifies_before_dr_alone() -> None:
+    # d = 100, seed 14: neither refinement (2nd, 6th iterate) certified, and the two-sided
+    # track ran to the 55th iterate. Its shadow's rank came down to k by the 35th, and the
+    # refinement tried there (DRSettings.refine_on_rank) certifies.
+    problem = _gaussian_benchmark_problem(100, 14)
+    ranked = dl.solve_dual(problem)
+    alone = dl.solve_dual(problem, settings=dl.DRSettings(refine_on_rank=False))
+    assert ranked.converged and alone.converged, (ranked.message, alone.message)
+    assert ranked.iterations <= 40 < alone.iterations
+    assert ranked.diagnostics.refine_attempts == alone.diagnostics.refine_attempts + 1
+    assert ranked.diagnostics.refine_route == "rank_k"
+    assert ranked.dual_upper >= ranked.value
+    assert rel_diff(ranked.value, alone.value) <= 2e-10
+    assert rel_diff(dl.dual_value(problem, ranked.Lambda), ranked.float_value) <= 1e-12
+    rec = dl.recover(problem, ranked)
+    assert rec.certified, rec.message
+    assert rec.relative_gap <= 1e-10, rec.relative_gap
+
+
+def test_refinement_on_the_rank_signal_is_not_tried_with_a_duality_gap(monkeypatch) -> None:
+    # d = 100, seed 19 has a duality gap: its shadow keeps rank above k, so the rank-signal
+    # refinement never fires (the same attempts as without it, and the same verdict).
+    problem = _gaussian_benchmark_problem(100, 19)
+    ranked = dl.solve_dual(problem, tol=1e-8)
+    alone = dl.solve_dual(problem, tol=1e-8, settings=dl.DRSettings(refine_on_rank=False))
+    assert ranked.status == alone.status == "duality_gap"
+    assert ranked.diagnostics.relaxed_rank > problem.k
+    assert ranked.diagnostics.refine_attempts == alone.diagnostics.refine_attempts
+    assert ranked.iterations == alone.iterations
+
+
 def test_held_point_ready_block_gives_a_dual_point_truncating_to_it(monkeypatch) -> None:
     # Held's account of the dual points with Gamma diag(s) = rho P Q^T + W (W orthogonal to
     # P and Q): A - Gamma = N + T with T orthogonal to P and to diag(s) Q, W = E - T diag(s).

@@ -200,6 +200,7 @@ ERROR_CASES: dict[str, list[Case]] = {
         (lambda: dl.DRSettings(partial_max_fraction=float("nan")), ValueError,
          "partial_max_fraction"),
         (lambda: dl.DRSettings(primal_refine=None), TypeError, "primal_refine"),
+        (lambda: dl.DRSettings(refine_on_rank=1), TypeError, "refine_on_rank"),
         (lambda: setattr(dl.DRSettings(), "step", 1.0), FrozenInstanceError, "step"),
     ],
     "SDPSettings": [

@@ -241,6 +241,7 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
     memo = Memo()
     held: Held | None = None  # a failed refinement's rank-k point, revisited until held_until
     held_until = 0
+    rank_tried = False  # the refinement on the rank signal (DRSettings.refine_on_rank) done
     # The two-sided track: None until it starts (never with tol = 0, which asks for max_iter).
     two: TwoSided | None = None
     may_track = settings.two_sided and tol > 0.0
@@ -375,6 +376,13 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
                 best = checked.better(best)
                 if met(checked.gap, tol):
                     return done((best.Gamma, best.lower, best.upper), "converged")
+                if (two is not None and settings.refine_on_rank and settings.primal_refine
+                        and not rank_tried and 0 < memo.moving <= red.k):
+                    # The shadow has rank <= k: the relaxation looks tight from here, and the
+                    # truncation of this iterate may certify (once; DRSettings.refine_on_rank).
+                    rank_tried = True
+                    if try_refine(T.graph(plain)):
+                        return done((best.Gamma, best.lower, best.upper), "converged")
                 if two is not None and met(two.width, tol) and two.not_tight():
                     if pending:
                         # The relaxed minimiser need not be unique: a refinement still due
