@@ -13,11 +13,14 @@ DR iterations, its certified relative gap, its time, the time of one SVD of A an
 the status (``duality_gap`` where DR pinned the dual optimum on an instance whose relaxation
 is not tight) and the relative width ``(dual_upper - value) / value`` of its interval on D*.
 
-The SVD of one ``A`` was seen to vary by 30% within a run (8.3 to 10.9 ms at d = 200), more
-than the effects compared. So a second ratio, ``SVD-eq*``, divides by the fastest SVD of any
-``A`` of that shape in the run (the cost of LAPACK's SVD barely depends on the entries), and
-the last lines summarise, per size, the Gaussian instances without a duality gap in both
-units: their median and largest (issue 15, target 1: median <= 10, none above 20).
+The SVD of one ``A`` was seen to vary by 30% within a run (7.8 to 11.3 ms at d = 200), more
+than the effects compared. ``SVD-eq`` divides by SVDs interleaved with the instance's own DR
+runs, so a machine whose speed drifts between instances cancels out; ``SVD-eq*`` divides by
+the fastest SVD of any ``A`` of that shape in the run (LAPACK's cost barely depends on the
+entries), which is steady across instances but larger wherever the machine was slow during
+an instance. Read the two together. The last lines summarise, per size, the Gaussian
+instances without a duality gap in both units: their median and largest (issue 15, target 1:
+median <= 10, none above 20).
 """
 
 from __future__ import annotations
