@@ -26,6 +26,7 @@ median <= 10, none above 20).
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import platform
 import time
@@ -52,9 +53,14 @@ def main() -> int:
                              "thread this is the work done, whatever else loads the machine)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each instance; the times are the shortest (default 3)")
+    parser.add_argument("--against", nargs="+", metavar="FIELD=VALUE", default=None,
+                        help="also run DRSettings(FIELD=VALUE, ..) on each instance, "
+                             "interleaved with the defaults, and print its iterations, status "
+                             "and time ratio (defaults / these), e.g. refine_on_rank=False")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    against = _settings(parser, args.against) if args.against else None
     clock = time.process_time if args.cpu_time else time.perf_counter
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"# svd_equivalents: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -62,8 +68,12 @@ def main() -> int:
           f"{dl.__version__} at {commit()}, BLAS threads {args.blas_threads or 'default'}, "
           f"{'CPU time' if args.cpu_time else 'wall clock'}, best of {args.repeats}")
     print(f"# Gaussian Y, H = 3, k = d/5, gamma*H = 0.3 sqrt(d), tol = {args.tol:g}")
+    if against is not None:
+        print(f"# against DRSettings({', '.join(args.against)}): its iterations, status and "
+              "the ratio of the default's DR time to its time")
     print(f"{'X':>16} {'d':>5} {'seed':>4} {'iters':>6} {'cert. gap':>10} {'DR [s]':>9} "
-          f"{'SVD(A) [s]':>10} {'SVD-eq':>8} {'SVD-eq*':>8} {'status':>11} {'D* width':>9}")
+          f"{'SVD(A) [s]':>10} {'SVD-eq':>8} {'SVD-eq*':>8} {'status':>11} {'D* width':>9}"
+          + ("" if against is None else f" {'iters':>6} {'status':>11} {'ratio':>6}"))
     limits = threadpool_limits(args.blas_threads, user_api="blas") if args.blas_threads else None
     rows = []
     fastest: dict[tuple[int, int], float] = {}
@@ -74,7 +84,7 @@ def main() -> int:
                     problem = benchmark_instance(kind, d, seed)
                     # Best of --repeats for both, interleaved (the SVD was always a best of
                     # 7; a single DR run against it overstated the ratio by the noise).
-                    t_svd = t_dr = float("inf")
+                    t_svd = t_dr = t_other = float("inf")
                     for _ in range(args.repeats):
                         t_svd = min(t_svd, svd_time(problem.A, clock=clock))
                         with warnings.catch_warnings():
@@ -82,6 +92,10 @@ def main() -> int:
                             t0 = clock()
                             res = dl.solve_dual(problem, tol=args.tol)
                             t_dr = min(t_dr, clock() - t0)
+                            if against is not None:
+                                t0 = clock()
+                                other = dl.solve_dual(problem, tol=args.tol, settings=against)
+                                t_other = min(t_other, clock() - t0)
                     shape = problem.A.shape
                     fastest[shape] = min(fastest.get(shape, float("inf")), t_svd)
                     width = (res.dual_upper - res.value) / abs(res.value)
@@ -90,7 +104,9 @@ def main() -> int:
                     print(f"{kind:>16} {d:>5} {seed:>4} {res.iterations:>6} "
                           f"{res.relative_gap:>10.1e} {t_dr:>9.4f} {t_svd:>10.5f} "
                           f"{t_dr / t_svd:>8.1f} {t_dr / fastest[shape]:>8.1f} "
-                          f"{res.status:>11} {width:>9.1e}", flush=True)
+                          f"{res.status:>11} {width:>9.1e}"
+                          + ("" if against is None else f" {other.iterations:>6} "
+                             f"{other.status:>11} {t_dr / t_other:>6.2f}"), flush=True)
     finally:
         if limits is not None:
             limits.restore_original_limits()
@@ -108,6 +124,24 @@ def main() -> int:
               f"{np.median(pooled):.1f}, largest {pooled.max():.1f} (reference "
               f"{1e3 * min(fastest[row[6]] for row in chosen):.2f} ms)")
     return 0
+
+
+def _settings(parser: argparse.ArgumentParser, pairs: list[str]) -> dl.DRSettings:
+    """``DRSettings`` with the ``FIELD=VALUE`` overrides (values read as Python literals)."""
+    fields = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            parser.error(f"--against takes FIELD=VALUE, got {pair!r}")
+        try:
+            fields[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parser.error(f"--against {name}: {text!r} is not a Python literal")
+    try:
+        return dl.DRSettings(**fields)
+    except (TypeError, ValueError) as err:
+        parser.error(f"--against: {err}")
+    raise AssertionError  # (parser.error exits)
 
 
 if __name__ == "__main__":
