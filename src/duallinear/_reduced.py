@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -524,30 +525,32 @@ def _row_blocks(rows: int, cols: int) -> range:
     return range(0, rows, step)
 
 
+def _sum_sq_by_rows(shape: tuple[int, int], block: Callable[[slice], np.ndarray]) -> float:
+    """``sum ||block(rows)||_F^2`` over the row blocks of a matrix of ``shape`` (exactly
+    rounded sum of the blocks' values): a product and its residual without a temporary of
+    the full size."""
+    starts = _row_blocks(*shape)
+    step = starts.step
+    return math.fsum(float(np.vdot(B, B)) for B in (block(slice(i, i + step)) for i in starts))
+
+
 def _fit_sq(M: tuple[np.ndarray, np.ndarray], s: np.ndarray | None, A: np.ndarray) -> float:
     """``||L R diag(s) - A||_F^2`` for ``M = (L, R)`` (``s`` None: no ``diag(s)``), a block of
     rows at a time."""
     L, R = M
     RS = R if s is None else R * s
-    starts = _row_blocks(A.shape[0], A.shape[1])
-    step = starts.step
-    parts = []
-    for i in starts:
-        B = L[i:i + step] @ RS
-        B -= A[i:i + step]
-        parts.append(float(np.vdot(B, B)))
-    return math.fsum(parts)
+
+    def block(rows: slice) -> np.ndarray:
+        B = L[rows] @ RS
+        B -= A[rows]
+        return B
+
+    return _sum_sq_by_rows(A.shape, block)
 
 
 def product_frobenius(L: np.ndarray, R: np.ndarray) -> float:
     """``||L @ R||_F``, a block of rows at a time."""
-    starts = _row_blocks(L.shape[0], R.shape[1])
-    step = starts.step
-    parts = []
-    for i in starts:
-        B = L[i:i + step] @ R
-        parts.append(float(np.vdot(B, B)))
-    return math.sqrt(math.fsum(parts))
+    return math.sqrt(_sum_sq_by_rows((L.shape[0], R.shape[1]), lambda rows: L[rows] @ R))
 
 
 def _mismatch(M: tuple[np.ndarray, np.ndarray], Mhat: tuple[np.ndarray, np.ndarray],
@@ -578,14 +581,13 @@ def _mismatch(M: tuple[np.ndarray, np.ndarray], Mhat: tuple[np.ndarray, np.ndarr
     inner -= other
     del other
     bound = frobenius(inner) * (1.0 + 64.0 * eps) + err + err_hat
-    starts = _row_blocks(A.shape[0], A.shape[1])
-    step = starts.step
-    parts = []
-    for i in starts:
-        Db = M[0][i:i + step] @ M[1]
-        Db -= Mhat[0][i:i + step] @ Mhat[1]
-        parts.append(float(np.vdot(Db, Db)))
-    return bound, math.fsum(parts)
+
+    def block(rows: slice) -> np.ndarray:
+        D = M[0][rows] @ M[1]
+        D -= Mhat[0][rows] @ Mhat[1]
+        return D
+
+    return bound, _sum_sq_by_rows(A.shape, block)
 
 
 def _basis_sensitivity(A: np.ndarray, Gamma: np.ndarray, s: np.ndarray, s_next: float,
