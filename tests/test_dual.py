@@ -722,7 +722,7 @@ def test_regression_failed_refinement_is_revisited_with_later_free_blocks() -> N
 
 
 def test_regression_refinement_on_the_rank_signal_certifies_before_dr_alone() -> None:
-    # d = 100, seed 14: neither refinement (2nd, 6th iterate) certified, and the two-sided
+    # d = 100, seed 14: no refinement at the 2nd or 6th iterate certified, and the two-sided
     # track ran to the 55th iterate. Its shadow's rank came down to k by the 35th, and the
     # refinement tried there (DRSettings.refine_on_rank) certifies.
     problem = _gaussian_benchmark_problem(100, 14)

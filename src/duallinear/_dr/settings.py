@@ -112,7 +112,12 @@ class DRSettings:
     #: iterate whose own free block certifies them (the attempts before found the optimal
     #: M: see ``refine_mix``, which certifies 5 of them at the 3rd or 4th), where
     #: (2, 10, 70) took them to iteration 10 (DR alone needs 105-140 iterations for 1e-10).
-    refine_at: tuple[int, ...] = (2, 6, 70)
+    #: Since the first failed attempt is held and revisited through the 6th iterate, a fresh
+    #: attempt at the 6th certified nothing more: without it, 100 Gaussian instances (d = 100,
+    #: 150, 200; square and 200 x 400) and the 24 of ``duality_gap_survey.py`` ran with the
+    #: same iterations and statuses, and one attempt less on the 24 + 10 that reached it
+    #: (0.77-1.09 of the time, 0.96 in total).
+    refine_at: tuple[int, ...] = (2, 70)
     #: From this ``min(dH, r)`` on, a refinement from ``Gamma = 0`` (the truncation of A) is
     #: tried before the first iteration when A has a gap at k: its k leading triplets settle
     #: to 1e-6 within 12 products and ``sigma_k >= refine_start_gap * sigma_{k+1}`` (targets of
@@ -177,7 +182,7 @@ class DRSettings:
     #: On the two-sided track, one refinement at the first check whose shadow ``N`` has at
     #: most ``k`` moving values (the relaxation looks tight there), besides ``refine_at``.
     #: Measured on square Gaussian X (d = 100, 150, 200; seeds 0-19): on the five instances
-    #: without a duality gap that neither refinement at 2 or 6 certified, the attempt there
+    #: without a duality gap that no refinement at 2 or 6 certified, the attempt there
     #: certified at iterations 30-45 instead of 50-65 (0.65-0.87 of the time); the other 55
     #: (19 with a gap, whose rank stays above k) ran exactly as before.
     refine_on_rank: bool = True
@@ -186,10 +191,10 @@ class DRSettings:
     #: passed without a certificate, and stop with status ``"duality_gap"`` when the interval
     #: meets ``tol`` while the relaxed minimiser has rank above k (see ``_dr/twosided.py``).
     two_sided: bool = True
-    #: First iteration of the two-sided track: after the refinements at 2 and 6, which
-    #: certify most Gaussian instances that have no duality gap (38 of 40 at d = 100 and
-    #: 200). From 7 instead of 10, the 6 instances with a gap at d = 200 (seeds 0-9) were
-    #: decided at the same iteration or 5 earlier.
+    #: First iteration of the two-sided track: after the refinement at 2 and its revisits
+    #: through the 6th, which certify most Gaussian instances that have no duality gap (38 of
+    #: 40 at d = 100 and 200). From 7 instead of 10, the 6 instances with a gap at d = 200
+    #: (seeds 0-9) were decided at the same iteration or 5 earlier.
     two_sided_from: int = 7
     #: (step t, c) of the two-sided track, warm-started from the current primal-dual pair, and
     #: its Anderson memory (iterates above ``anderson_large`` entries keep
