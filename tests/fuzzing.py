@@ -238,6 +238,17 @@ def verify_duality_gap(problem: dl.DeepLinearProblem, dual: dl.DualResult,
         "stopped with a gap the checks cannot tell from zero", rec.value, dual.value)
 
 
+def verify_pair(problem: dl.DeepLinearProblem, dual: dl.DualResult, rec,
+                allowed: float) -> None:
+    """A certified pair whose ``value`` is loose by its rounding margin: the exact gap of the
+    weights and the dual point on the original data (40 digits) is within ``allowed``, and
+    ``value`` is below the exact objective."""
+    exact = dl.verify(problem, rec.weights, dual, digits=40)
+    scale = max(problem.zero_value, 1e-300)
+    assert exact.gap <= allowed, (exact.gap, allowed)
+    assert dual.value <= exact.primal + 1e-14 * scale, (dual.value, exact.primal)
+
+
 def verify_ill_conditioned(problem: dl.DeepLinearProblem, X: np.ndarray, Y: np.ndarray,
                            dual: dl.DualResult, rec) -> None:
     """"Not certifiable in float64" must still come with valid bounds: the reported value is
@@ -297,7 +308,15 @@ def check_pipeline(draw: Draw) -> None:
         value = direct_objective(X, Y, rec.weights, gamma)
         assert abs(value - rec.value) <= 1e-9 * abs(value) + EVAL_ROUND * scale
         allowed = GAP_TOL * max(abs(value), GAP_FLOOR * scale) + EVAL_ROUND * scale
-        assert duality_gap or ill or value - dual.value <= allowed, (value, dual.value)
+        if not (duality_gap or ill):
+            # ``value`` is lowered by the first-order rounding shift, which cancels in the gap
+            # of the pair (docs/math.md, data as given), so it may sit that far below the
+            # optimum while the pair is certified: then the pair is checked exactly.
+            first = dual.rounding[0]
+            assert value - dual.value <= allowed + 2.0 * first + dual.rounding[1], (
+                value, dual.value, dual.rounding)
+            if value - dual.value > allowed:
+                verify_pair(problem, dual, rec, allowed)
         assert rec.gap == pytest.approx(dl.duality_gap(problem, rec.weights, dual),
                                         rel=1e-9, abs=ROUND * scale)
         # Weak duality: the dual value lower-bounds the objective of any weights.
@@ -349,10 +368,20 @@ def small_draws(draw: st.DrawFn) -> Draw:
 
 
 def problem_and_dual(draw: Draw) -> tuple[dl.DeepLinearProblem, dl.DualResult]:
+    """The problem and its dual, which must converge, or say that float64 cannot resolve
+    the data as given (``"ill_conditioned"``: e.g. rank-deficient X at gamma = 0, where an X
+    with the dropped directions slightly larger fits Y along them without penalty); its
+    bounds must then bracket the float64 values."""
     X, Y, gamma = draw.build()
     problem = dl.DeepLinearProblem(X, Y, draw.hidden, gamma)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("error", dl.ConvergenceWarning)
-        return problem, dl.solve_dual(problem)
+        warnings.simplefilter("always", dl.ConditioningWarning)  # (checked first)
+        dual = dl.solve_dual(problem)
+    if dual.status == "ill_conditioned":
+        assert any(issubclass(w.category, dl.ConditioningWarning) for w in caught)
+        assert "rounding" in dual.message, dual.message
+        assert dual.value <= dual.float_value <= dual.upper_bound
+    return problem, dual
 
 
