@@ -393,21 +393,30 @@ def projected_primal(A: np.ndarray, s: np.ndarray, rho: float, m: np.ndarray, Qt
     AS = A * s  # (once: both products of an evaluation are with A diag(s))
     diagonal = np.arange(m.size)
 
+    def factored(R: np.ndarray, RS2: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """``G = R^T S^2 R + rho I`` and its lower Cholesky factor (LAPACK's ``info``)."""
+        G = RS2.T @ R
+        G[diagonal, diagonal] += rho
+        factor, info = dpotrf(G, lower=1)
+        return G, factor, info
+
+    def right_solve(factor: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """``Z G^-1`` by two triangular solves from the right (BLAS-3)."""
+        Z = dtrsm(1.0, factor, Z, side=1, lower=1, trans_a=1)
+        return dtrsm(1.0, factor, Z, side=1, lower=1, overwrite_b=1)
+
     def left_and_c(R: np.ndarray, RS2: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
         C = AS @ R
-        G = (R * s2 if RS2 is None else RS2).T @ R
-        G[diagonal, diagonal] += rho
-        if not G.size:
+        if not R.shape[1]:
             return np.zeros_like(C), C
         # G >= rho I is positive definite: L = C G^-1 by a Cholesky factor and two triangular
-        # solves from the right (BLAS-3). Measured at d = 200, c = 40: 110 us where LAPACK's
-        # dposv on C^T took 200 and numpy's solve more.
-        factor, info = dpotrf(G, lower=1)
+        # solves from the right. Measured at d = 200, c = 40: 110 us where LAPACK's dposv on
+        # C^T took 200 and numpy's solve more.
+        G, factor, info = factored(R, R * s2 if RS2 is None else RS2)
         if info != 0:
             return np.linalg.solve(G, C.T).T, C
-        Z = dtrsm(1.0, factor, C, side=1, lower=1, trans_a=1)
-        return dtrsm(1.0, factor, Z, side=1, lower=1, overwrite_b=1), C
+        return right_solve(factor, C), C
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         R = x.reshape(scale.shape) * scale
@@ -420,37 +429,30 @@ def projected_primal(A: np.ndarray, s: np.ndarray, rho: float, m: np.ndarray, Qt
         grad *= scale
         return value, grad.ravel()
 
+    start = (Qt.T * np.sqrt(m) / scale).ravel()
     r, c = scale.shape
     if gram is None:
         gram = 0 < c and r <= min(GRAM_SEARCH_MAX_RATIO * c, A.shape[0])
-    if gram and c:
-        K = AS.T @ AS
+    if not (gram and c):
+        return fun, lambda R: left_and_c(R)[0], scale, start
+    K = AS.T @ AS
 
-        def fun_gram(x: np.ndarray) -> tuple[float, np.ndarray]:
-            # L = A S R G^-1, so L^T L = G^-1 (R^T K R) G^-1 and S A^T L = K R G^-1 = B.
-            R = x.reshape(scale.shape) * scale
-            RS2 = R * s2
-            G = RS2.T @ R
-            G[diagonal, diagonal] += rho
-            factor, info = dpotrf(G, lower=1)
-            if info != 0:
-                return fun(x)
-            KR = K @ R
-            # B = KR G^-1 by two triangular solves from the right; D = G^-1 (R^T B) = L^T L.
-            B = dtrsm(1.0, factor, dtrsm(1.0, factor, KR, side=1, lower=1, trans_a=1),
-                      side=1, lower=1, overwrite_b=1)
-            RB = R.T @ B
-            D = dtrsm(1.0, factor, dtrsm(1.0, factor, RB, side=0, lower=1), side=0, lower=1,
-                      trans_a=1, overwrite_b=1)
-            value = half - 0.5 * float(np.vdot(R, B)) + 0.5 * rho * float(np.vdot(R, R))
-            grad = RS2 @ D
-            grad -= B
-            grad += rho * R
-            grad *= scale
-            return value, grad.ravel()
+    def fun_gram(x: np.ndarray) -> tuple[float, np.ndarray]:
+        # L = A S R G^-1, so L^T L = G^-1 (R^T K R) G^-1 and S A^T L = K R G^-1 = B.
+        R = x.reshape(scale.shape) * scale
+        RS2 = R * s2
+        _G, factor, info = factored(R, RS2)
+        if info != 0:
+            return fun(x)
+        B = right_solve(factor, K @ R)
+        # D = G^-1 (R^T B) = L^T L, by the same factor from the left.
+        D = dtrsm(1.0, factor, dtrsm(1.0, factor, R.T @ B, side=0, lower=1), side=0, lower=1,
+                  trans_a=1, overwrite_b=1)
+        value = half - 0.5 * float(np.vdot(R, B)) + 0.5 * rho * float(np.vdot(R, R))
+        grad = RS2 @ D
+        grad -= B
+        grad += rho * R
+        grad *= scale
+        return value, grad.ravel()
 
-        start = (Qt.T * np.sqrt(m) / scale).ravel()
-        return fun_gram, lambda R: left_and_c(R)[0], scale, start
-
-    start = (Qt.T * np.sqrt(m) / scale).ravel()
-    return fun, lambda R: left_and_c(R)[0], scale, start
+    return fun_gram, lambda R: left_and_c(R)[0], scale, start
