@@ -738,6 +738,11 @@ def test_regression_refinement_on_the_rank_signal_certifies_before_dr_alone() ->
     rec = dl.recover(problem, ranked)
     assert rec.certified, rec.message
     assert rec.relative_gap <= 1e-10, rec.relative_gap
+    # The certificate re-evaluated exactly (40 digits) on the original X and Y.
+    exact = dl.verify(problem, rec.weights, ranked, digits=40)
+    assert ranked.value <= exact.dual + 1e-14 * problem.zero_value
+    assert exact.dual <= exact.primal + 1e-14 * problem.zero_value
+    assert exact.relative_gap <= 1e-10, exact
 
 
 def test_refinement_on_the_rank_signal_is_not_tried_with_a_duality_gap(monkeypatch) -> None:
