@@ -450,6 +450,122 @@ def test_structured_norm_bounds_the_exact_norm_in_the_ball(dH, r, c, log_s, log_
     assert structured_norm(P, Q, rho) <= float(top) * (1 + 1e-12) + 1e-300 or not orthonormal
 
 
+def _exact_op_norm(Z: np.ndarray, column_scale: np.ndarray | None = None) -> float:
+    """``||Z diag(column_scale)||_op`` of the float entries, in 40-digit arithmetic."""
+    mpmath = pytest.importorskip("mpmath")
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = 40
+    m, n = Z.shape
+    scale = np.ones(n) if column_scale is None else column_scale
+    exact = mp.matrix([[mp.mpf(float(Z[i, j])) * mp.mpf(float(scale[j])) for j in range(n)]
+                       for i in range(m)])
+    return float(max(mp.svd_r(exact, compute_uv=False)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 4), st.floats(-8.0, 0.0),
+       st.floats(-3.0, 3.0), st.floats(-16.0, 0.0), st.floats(0.0, 1.5),
+       st.sampled_from(["orthonormal", "perturbed", "arbitrary"]), st.integers(0, 10**6))
+def test_candidate_norm_bounds_the_exact_norm_in_the_ball(dH, r, c, log_s, log_rho, log_leak,
+                                                          w_scale, kind, seed) -> None:
+    # A held point's candidate Gamma = (W + rho P Q^T) / s is certified with this bound
+    # instead of its singular values: it must bound ||Gamma diag(s)||_op of the float Gamma
+    # exactly, for any W of norm <= w_norm (here W leaks into the ranges of P and Q by
+    # 10^log_leak, and exceeds rho by up to 1.5x), and for P, Q only nearly orthonormal.
+    from duallinear._dr.refine import candidate_norm
+
+    rng = np.random.default_rng(seed)
+    P, Q = rng.standard_normal((dH, c)), rng.standard_normal((r, c))
+    if kind != "arbitrary":
+        P, Q = np.linalg.qr(P)[0], np.linalg.qr(Q)[0]
+        c = min(P.shape[1], Q.shape[1])
+        P, Q = P[:, :c], Q[:, :c]
+        if kind == "perturbed":
+            P = P + 1e-9 * rng.standard_normal(P.shape)
+            Q = Q + 1e-9 * rng.standard_normal(Q.shape)
+    rho = 10.0**log_rho
+    W = rng.standard_normal((dH, r))
+    W -= P @ np.linalg.lstsq(P, W, rcond=None)[0]  # (as orthogonal as floats make it)
+    W -= np.linalg.lstsq(Q, W.T, rcond=None)[0].T @ Q.T
+    w = _exact_op_norm(W)
+    W *= w_scale * rho / w if w > 1e-12 else 0.0  # (no room beside P and Q: W = the leak)
+    W += 10.0**log_leak * rho * rng.standard_normal((dH, r))
+    w_norm = _exact_op_norm(W) * (1 + 1e-15)
+    s = 10.0 ** rng.uniform(log_s, 0.0, r)
+    Gamma = (W + rho * (P @ Q.T)) / s
+    top = _exact_op_norm(Gamma, s)
+    bound = candidate_norm(W, P, Q, rho, w_norm)
+    assert top <= bound
+    if kind == "orthonormal" and log_leak <= -12:
+        # Tight where it is used: W orthogonal to P and Q up to rounding.
+        assert bound <= max(w_norm, rho) * (1 + 1e-10) + 1e-300
+
+
+def test_a_candidate_short_of_tol_by_the_bounds_slack_is_certified_with_the_exact_norm(
+        ) -> None:
+    # _certify_candidate: with the bound the candidate misses tol by less than the bound's
+    # slack can cost, so the exact norm is tried; far from tol it is not (one certificate).
+    from duallinear._dr.refine import _certify_candidate, candidate_norm
+    from duallinear._reduced import Reduced
+
+    rng = np.random.default_rng(0)
+    problem = dl.DeepLinearProblem(rng.standard_normal((6, 9)), rng.standard_normal((5, 9)),
+                                   (2,), 0.2)
+    red = Reduced.of(problem)
+    P, Q = (np.linalg.qr(rng.standard_normal(shape))[0] for shape in ((5, 2), (6, 2)))
+    W = np.zeros((5, 6))
+    G = (W + red.rho * (P @ Q.T)) / red.s
+    slack = candidate_norm(W, P, Q, red.rho, 0.0) / red.rho - 1.0
+    assert 0.0 < slack < 1e-13
+    tol = 1e-10
+    for miss, retried in ((0.5, True), (1e3, False)):
+        calls = []
+
+        def certify(Gamma, norm=None, miss=miss, calls=calls):
+            calls.append(norm)
+            upper = 1.0
+            # With the bound: short of tol by `miss` times the bound's slack.
+            lower = upper - 0.5 * tol - (0.0 if norm is None else (0.5 * tol + miss * slack))
+            return Gamma, lower, upper
+
+        point = _certify_candidate(red, certify, tol, G, W, P, Q, bounds=True)
+        assert calls[0] is not None and (calls[1:] == [None]) == retried
+        assert met_tol(point.gap, tol) == retried
+        calls.clear()
+        _certify_candidate(red, certify, tol, G, W, P, Q, bounds=False)
+        assert calls == [None]  # (without a bound on ||W||: the exact norm only)
+
+
+def met_tol(gap: float, tol: float) -> bool:
+    from duallinear._dr.outcome import met
+
+    return met(gap, tol)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.floats(-150.0, 150.0), st.floats(0.0, 12.0),
+       st.integers(0, 10**6))
+def test_largest_by_gram_bound_is_above_the_exact_norm(m, n, log_scale, log_cond,
+                                                       seed) -> None:
+    # The free block is scaled into the ball on this bound, and the held point's certificate
+    # relies on the result's norm being at most rho: an upper bound in exact arithmetic, for
+    # any scale and conditioning, and close to the norm.
+    from duallinear._linalg import largest_by_gram
+
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    k = min(m, n)
+    sv = np.sort(10.0 ** rng.uniform(-log_cond, 0.0, k))[::-1]
+    sv[0] = 1.0
+    Z = 10.0**log_scale * ((U[:, :k] * sv) @ V[:, :k].T)
+    bound = largest_by_gram(Z, bound=True)
+    top = _exact_op_norm(Z)
+    assert top <= bound
+    assert bound <= top * (1 + 1e-12)
+    assert largest_by_gram(np.zeros((m, n)), bound=True) == 0.0
+
+
 @pytest.mark.parametrize("partial", [False, True])
 def test_a_gap_at_k_certifies_from_the_truncation_of_a_before_any_iteration(partial) -> None:
     # Targets of rank k plus noise: A has a gap at k, and the refinement from Gamma = 0

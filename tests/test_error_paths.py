@@ -201,6 +201,7 @@ ERROR_CASES: dict[str, list[Case]] = {
          "partial_max_fraction"),
         (lambda: dl.DRSettings(primal_refine=None), TypeError, "primal_refine"),
         (lambda: dl.DRSettings(refine_on_rank=1), TypeError, "refine_on_rank"),
+        (lambda: dl.DRSettings(refine_norm_bound=None), TypeError, "refine_norm_bound"),
         (lambda: setattr(dl.DRSettings(), "step", 1.0), FrozenInstanceError, "step"),
     ],
     "SDPSettings": [

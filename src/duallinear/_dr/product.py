@@ -184,14 +184,22 @@ class _Certifier:
 
     def free_norm(self, W: np.ndarray) -> float:
         """``||W||_op`` of the refinement's free block, to about 1e-13: the settled Ritz value
-        with leading triplets, else from the Gram matrix (it only shapes the candidate, whose
-        certificate takes the exact norm of ``Gamma diag(s)``)."""
+        with leading triplets (from below: it only shapes the candidate, whose certificate
+        takes the exact norm of ``Gamma diag(s)``), else an upper bound from the Gram matrix
+        (:attr:`free_norm_bounds`: the certificate then bounds the candidate's norm through
+        it, :func:`~duallinear._dr.refine.candidate_norm`)."""
         if self.partial and W.size:
             top = self.lead_free(W, lambda sv: 1)
             if top is not None:
                 return float(top[1][0])
             return op_norm(W)
-        return largest_by_gram(W)
+        return largest_by_gram(W, bound=self.free_norm_bounds)
+
+    @property
+    def free_norm_bounds(self) -> bool:
+        """Whether :meth:`free_norm` is an upper bound on the norm, for
+        ``DRSettings.refine_norm_bound`` (not with leading triplets)."""
+        return not self.partial and self.settings.refine_norm_bound
 
 
 def _gap_at_k(A: np.ndarray, k: int, settings: DRSettings
@@ -285,7 +293,8 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
         when no block was ready (nothing was tried)."""
         nonlocal diag
         diag = replace(diag, refine_revisits=diag.refine_revisits + 1)
-        again = revisit(red, held, point, cert, tol, settings, cert.free_norm)
+        again = revisit(red, held, point, cert, tol, settings, cert.free_norm,
+                        cert.free_norm_bounds)
         return None if again is None else take(again, fresh=False)
 
     def try_refine(point: np.ndarray, top_k: Callable = cert.top_k) -> bool:
@@ -295,7 +304,8 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
             again = try_revisit(point)
             if again is not None:
                 return again
-        return take(refine(red, point, top_k, cert, tol, settings, cert.free_norm))
+        return take(refine(red, point, top_k, cert, tol, settings, cert.free_norm,
+                           cert.free_norm_bounds))
 
     residuals: list[float] = []
     gaps = _Gaps(callback, lambda: it)
