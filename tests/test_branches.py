@@ -542,6 +542,28 @@ def test_budget_gap_against_the_number_of_branches() -> None:
     assert gaps[3] == pytest.approx(gaps[2], abs=1e-14)
 
 
+def test_regression_budget_form_on_nearly_whitened_x_reports_its_rounding() -> None:
+    # X counts as whitened when its singular values agree to WHITENED_RTOL (1e-10); here they
+    # spread by 5e-11. value is exact for s_1 U V^T, and the weights' objective on X itself
+    # was 3e-12 (relative) above it while nothing said so: BudgetSolution.rounding covers it.
+    rng = np.random.default_rng(0)
+    U = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    V = np.linalg.qr(rng.standard_normal((6, 4)))[0]
+    X = (U * (2.0 * (1.0 - 5e-11 * np.linspace(0.0, 1.0, 4)))) @ V.T
+    problem = dl.DeepLinearProblem(X, 3.0 * rng.standard_normal((3, 6)), (2, 2), 0.0,
+                                   penalty="frobenius")
+    assert problem.is_whitened
+    sol = dl.budget_form(problem, 2.0)
+    attained = dl.objective(problem.with_gamma(0.0), sol.weights)
+    assert attained - sol.value > 1e-12 * sol.value  # (the surrogate's value is not attained)
+    assert attained <= sol.value + sol.rounding
+    assert sol.rounding <= 1e-10 * sol.value and "whitened only to" in sol.message
+    # Exactly whitened X: rounding level only, and nothing in the message.
+    exact = dl.budget_form(dl.DeepLinearProblem(np.eye(2), np.diag([2.0, 1.0]), (1, 1), 0.0,
+                                                penalty="frobenius", branches=2), 1.0)
+    assert 0.0 < exact.rounding <= 1e-14 * exact.value and "whitened only" not in exact.message
+
+
 def test_budget_form_inputs() -> None:
     problem = budget_problem(3, 3, 1, seed=0)
     for bad in (0.0, -1.0, float("nan"), float("inf")):

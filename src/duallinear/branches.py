@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._linalg import svd, svdvals
-from ._reduced import numerical_rank
+from ._reduced import GAP_FLOOR, numerical_rank
 from ._validation import as_nonneg_scalar, as_positive_int
 from .certificates import closed_form, relative_gap
 from .dual import solve_dual
@@ -1033,6 +1033,12 @@ class BudgetSolution:
         The proved bound on ``value - dual_value`` (:func:`budget_gap_bound`).
     budget : float
     message : str
+    rounding : float
+        ``value`` and ``dual_value`` are exact for the whitened matrix ``s_1 U V^T`` within
+        ``problem.rounding + ||s - s_1||_2`` of X (X counts as whitened to
+        ``WHITENED_RTOL``); for X as given, ``dual_value - rounding <= P_b <= value +
+        rounding``, and the weights' objective on X is at most ``value + rounding``
+        (``docs/math.md``, budget form).
     """
 
     value: float
@@ -1044,6 +1050,7 @@ class BudgetSolution:
     gap_bound: float
     budget: float
     message: str
+    rounding: float = 0.0
 
 
 def _nonconvexity(p: float) -> float:
@@ -1258,12 +1265,40 @@ def budget_form(problem: DeepLinearProblem, budget: float) -> BudgetSolution:
     spent = _spent(problem, weights)
     gap = relative_gap(value, dual_value, problem.zero_value)
     bound = budget_gap_bound(problem)
+    rounding = _budget_rounding(problem, budget, value,
+                                (U * x) @ Vt / c if a.size else np.zeros_like(problem.A))
     message = (f"exact optimum over the KKT points of {a.size} per-singular-value problems; "
                f"dual of the budget at lam = {lam * c**p / H:.6g}: relative gap {gap:.2e} "
                f"(proved bound on the gap {bound:.3g})")
+    if rounding > 1e-12 * max(value, GAP_FLOOR * problem.zero_value):
+        message += (f"; for X as given both may be off by {rounding:.2e} (X is whitened only to "
+                    f"{float(problem.s[0] - problem.s[-1]) / float(problem.s[0]):.1e} "
+                    "relative, and rounding in its reduction)")
     return BudgetSolution(value=value, dual_value=dual_value, multiplier=lam * c**p / H,
                           weights=weights, spent=spent, relative_gap=gap, gap_bound=bound,
-                          budget=budget, message=message)
+                          budget=budget, message=message, rounding=rounding)
+
+
+def _budget_rounding(problem: DeepLinearProblem, budget: float, value: float,
+                     Mr: np.ndarray) -> float:
+    """``BudgetSolution.rounding``: how far the budget problem for X as given can be from the
+    one for ``X_hat = s_1 U V^T`` (``eps_x = ||X - X_hat||_F``), on both sides.
+
+    Every feasible end-to-end ``M`` has ``H sigma_1(M)^p <= budget``, so
+    ``||M||_2 <= T = (budget / H)^(1/p)``. Below: at the minimiser ``M*`` for X,
+    ``P_b(X_hat) <= P_b(X) + T sqrt(2 P_b(X)) eps_x + 1/2 (T eps_x)^2``, with ``P_b(X)`` at
+    most the weights' objective on X. Above: the weights' map ``M = Mr U^T`` moves by
+    :func:`_point_margin`. (The residual there is taken at ``U diag(s) V^T``, within
+    ``||M|| eps_x`` of ``X_hat``'s: that adds ``(T eps_x)^2 / 2`` more, kept below.)
+    """
+    eps = _distance_to_reduced(problem, True)
+    if eps == 0.0 or not Mr.size:
+        return problem.residual_error
+    T = (budget / problem.depth) ** (1.0 / _power(problem))
+    above = _point_margin(problem, Mr, whitened=True) + 0.5 * (T * eps) ** 2
+    upper = (value + above) * (1.0 + 1e-12)
+    below = T * math.sqrt(2.0 * max(upper, 0.0)) * eps + 0.5 * (T * eps) ** 2
+    return max(above, below + problem.residual_error)
 
 
 def _spent(problem: DeepLinearProblem, weights: list) -> float:
