@@ -460,14 +460,19 @@ def _point_margin(problem: DeepLinearProblem, Mr: np.ndarray, whitened: bool = F
     """``P_X(M) - P_X_hat(M) <= ||M||_2 ||M X_hat - Y||_F eps_x + 1/2 (||M||_2 eps_x)^2`` at a
     known map ``M`` with ``M U = Mr`` (``Mr``: (dH, r)): what an upper bound computed on the
     reduced data needs to hold for X as given. ``norm``: ``||M||_2`` when ``M`` may act off
-    the range of ``U`` (default: ``M = Mr U^T``, whose norm is ``Mr``'s)."""
+    the range of ``U`` (default: ``M = Mr U^T``, whose norm is ``Mr``'s).
+
+    The residual is formed at ``U diag(s) V^T``; with ``whitened`` (``X_hat = s_1 U V^T``)
+    the one at ``X_hat`` is within ``||M|| ||s - s_1||_2 <= ||M|| eps_x`` of it, which adds
+    ``(||M||_2 eps_x)^2``."""
     eps = _distance_to_reduced(problem, whitened)
     if eps == 0.0 or not Mr.size:
         return problem.residual_error
     m = float(svdvals(Mr)[0]) if norm is None else norm
     R = Mr * problem.s - problem.A
     residual = math.sqrt(problem.residual_sq + float(np.sum(R * R)))
-    return m * residual * eps + 0.5 * (m * eps) ** 2 + problem.residual_error
+    second = 1.5 if whitened else 0.5
+    return m * residual * eps + second * (m * eps) ** 2 + problem.residual_error
 
 
 def _lower_for_data(problem: DeepLinearProblem, lower: float, upper: float,
@@ -1288,14 +1293,13 @@ def _budget_rounding(problem: DeepLinearProblem, budget: float, value: float,
     ``||M||_2 <= T = (budget / H)^(1/p)``. Below: at the minimiser ``M*`` for X,
     ``P_b(X_hat) <= P_b(X) + T sqrt(2 P_b(X)) eps_x + 1/2 (T eps_x)^2``, with ``P_b(X)`` at
     most the weights' objective on X. Above: the weights' map ``M = Mr U^T`` moves by
-    :func:`_point_margin`. (The residual there is taken at ``U diag(s) V^T``, within
-    ``||M|| eps_x`` of ``X_hat``'s: that adds ``(T eps_x)^2 / 2`` more, kept below.)
+    :func:`_point_margin`.
     """
     eps = _distance_to_reduced(problem, True)
     if eps == 0.0 or not Mr.size:
         return problem.residual_error
     T = (budget / problem.depth) ** (1.0 / _power(problem))
-    above = _point_margin(problem, Mr, whitened=True) + 0.5 * (T * eps) ** 2
+    above = _point_margin(problem, Mr, whitened=True)
     upper = (value + above) * (1.0 + 1e-12)
     below = T * math.sqrt(2.0 * max(upper, 0.0)) * eps + 0.5 * (T * eps) ** 2
     return max(above, below + problem.residual_error)
