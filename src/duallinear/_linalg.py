@@ -10,7 +10,8 @@ import scipy.linalg
 
 __all__ = ["frobenius", "svd", "svdvals", "svd_driver", "SVDFailure", "LeadingSVD",
            "spectral_scale", "ritz_norm",
-           "gram_spectral_change", "leading_by_gram", "largest_by_gram", "svd_of_product",
+           "gram_spectral_change", "higham_gamma", "leading_by_gram", "largest_by_gram",
+           "svd_of_product",
            "top_triplets"]
 
 
@@ -147,6 +148,17 @@ def frobenius_sq_error(size: int) -> float:
     """
     depth = 28 if size > FROBENIUS_BLOCK else size + 4
     return 2.0 * depth * float(np.finfo(np.float64).eps)
+
+
+#: ``u = eps / 2``, the unit roundoff of float64.
+UNIT_ROUNDOFF = 0.5 * float(np.finfo(np.float64).eps)
+
+
+def higham_gamma(n: int) -> float:
+    """Higham's ``gamma_n = n u / (1 - n u)`` (``u`` the unit roundoff): the relative error of
+    ``n`` roundings, e.g. ``|fl(A B) - A B| <= gamma_l |A| |B|`` for an inner dimension
+    ``l``."""
+    return n * UNIT_ROUNDOFF / (1.0 - n * UNIT_ROUNDOFF)
 
 
 def svdvals(Z: np.ndarray) -> np.ndarray:
@@ -432,17 +444,12 @@ def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
         return float(svdvals(Z)[0])  # (overflow or underflow in the square)
     if not bound:
         return math.sqrt(value)
-    u = 0.5 * np.finfo(np.float64).eps
-    fro_sq = float(np.vdot(Z, Z)) * (1.0 + _gamma(Z.size, u))
+    u = UNIT_ROUNDOFF
+    fro_sq = frobenius(Z) ** 2 * (1.0 + frobenius_sq_error(Z.size)) * (1.0 + 4.0 * u)
     if not math.isfinite(fro_sq):
         return float(svdvals(Z)[0])
-    square = value * (1.0 + 8.0 * small * u) + _gamma(inner, u) * fro_sq
+    square = value * (1.0 + 8.0 * small * u) + higham_gamma(inner) * fro_sq
     return math.sqrt(square) * (1.0 + 4.0 * u)
-
-
-def _gamma(n: int, u: float) -> float:
-    """Higham's ``gamma_n = n u / (1 - n u)``: the relative error of ``n`` roundings."""
-    return n * u / (1.0 - n * u)
 
 
 def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

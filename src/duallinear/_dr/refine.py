@@ -20,7 +20,16 @@ from scipy.linalg.blas import dtrsm
 from scipy.linalg.lapack import dpotrf
 
 from .._lbfgs import lbfgs
-from .._linalg import ritz_norm, svd, svd_of_product, svdvals
+from .._linalg import (
+    UNIT_ROUNDOFF,
+    frobenius,
+    frobenius_sq_error,
+    higham_gamma,
+    ritz_norm,
+    svd,
+    svd_of_product,
+    svdvals,
+)
 from .._reduced import Reduced, op_norm
 from .outcome import Best, met
 from .settings import DRSettings
@@ -320,8 +329,8 @@ def _certify_candidate(red: Reduced, certify: Certify, tol: float, G: np.ndarray
     if not bounds:
         return Best.of(certify(G), red)
     rho = red.rho
-    u = 0.5 * np.finfo(np.float64).eps
-    bound = candidate_norm(W, P, Q, rho, rho * (1.0 + (math.sqrt(min(W.shape)) + 2.0) * u))
+    bound = candidate_norm(W, P, Q, rho,
+                           rho * (1.0 + (math.sqrt(min(W.shape)) + 2.0) * UNIT_ROUNDOFF))
     if not math.isfinite(bound):
         return Best.of(certify(G), red)
     point = Best.of(certify(G, norm=bound), red)
@@ -351,12 +360,8 @@ def structured_norm(P: np.ndarray, Q: np.ndarray, rho: float) -> float:
     """
     if not P.size or not Q.size:
         return 0.0
-    u = 0.5 * np.finfo(np.float64).eps
+    u, gamma = UNIT_ROUNDOFF, higham_gamma
     c = P.shape[1]
-
-    def gamma(j: int) -> float:
-        return j * u / (1.0 - j * u)
-
     # (The factor 1 + 4 c eps allows for LAPACK's error in the two largest singular values.)
     norms = float(svdvals(P)[0]) * float(svdvals(Q)[0]) * (1.0 + 8.0 * c * u)
     fro = float(np.linalg.norm(P)) * float(np.linalg.norm(Q))
@@ -394,13 +399,10 @@ def candidate_norm(W: np.ndarray, P: np.ndarray, Q: np.ndarray, rho: float,
     rho : float
     w_norm : float
     """
-    u = 0.5 * np.finfo(np.float64).eps
-
-    def gamma(j: int) -> float:
-        return j * u / (1.0 - j * u)
+    u, gamma = UNIT_ROUNDOFF, higham_gamma
 
     def fro(Z: np.ndarray) -> float:  # ||Z||_F, rounded up
-        return float(np.linalg.norm(Z)) * (1.0 + gamma(Z.size + 2))
+        return frobenius(Z) * (1.0 + frobenius_sq_error(Z.size))
 
     m, n = W.shape
     c = P.shape[1]
