@@ -435,21 +435,22 @@ def _minimiser_norm_bound(problem: DeepLinearProblem, upper: float) -> float:
     return T
 
 
-def _rounding_margin(problem: DeepLinearProblem, upper: float, whitened: bool = False
-                     ) -> float:
+def _rounding_margin(problem: DeepLinearProblem, upper: float, whitened: bool = False,
+                     norm_bound: float | None = None) -> float:
     """``delta`` with ``P*(X) >= P*(X_hat) - delta``: how far the optimum for X as given can
     lie below the one of the reduced data (``docs/math.md``, rounding on the weight-decay
     routes).
 
     At the minimiser ``M*`` for X, with ``R = M* X - Y`` (``||R|| <= sqrt(2 upper)``) and
     ``Delta = X - X_hat``: ``P_X_hat(M*) = P_X(M*) - <R, M* Delta> + 1/2 ||M* Delta||^2``, so
-    ``P*(X_hat) <= P*(X) + T sqrt(2 upper) eps_x + 1/2 (T eps_x)^2`` with ``T >= ||M*||_2``.
+    ``P*(X_hat) <= P*(X) + T sqrt(2 upper) eps_x + 1/2 (T eps_x)^2`` with ``T >= ||M*||_2``
+    (``norm_bound`` when the caller has one, else :func:`_minimiser_norm_bound`).
     """
     eps = _distance_to_reduced(problem, whitened)
     if eps == 0.0:
         return problem.residual_error
     upper = min(upper, problem.zero_value) * (1.0 + 1e-12)
-    T = _minimiser_norm_bound(problem, upper)
+    T = _minimiser_norm_bound(problem, upper) if norm_bound is None else norm_bound
     if T == 0.0:
         return problem.residual_error
     return T * math.sqrt(2.0 * upper) * eps + 0.5 * (T * eps) ** 2 + problem.residual_error
@@ -1295,14 +1296,11 @@ def _budget_rounding(problem: DeepLinearProblem, budget: float, value: float,
     most the weights' objective on X. Above: the weights' map ``M = Mr U^T`` moves by
     :func:`_point_margin`.
     """
-    eps = _distance_to_reduced(problem, True)
-    if eps == 0.0 or not Mr.size:
+    if not Mr.size:
         return problem.residual_error
-    T = (budget / problem.depth) ** (1.0 / _power(problem))
     above = _point_margin(problem, Mr, whitened=True)
-    upper = (value + above) * (1.0 + 1e-12)
-    below = T * math.sqrt(2.0 * max(upper, 0.0)) * eps + 0.5 * (T * eps) ** 2
-    return max(above, below + problem.residual_error)
+    T = (budget / problem.depth) ** (1.0 / _power(problem))
+    return max(above, _rounding_margin(problem, value + above, True, norm_bound=T))
 
 
 def _spent(problem: DeepLinearProblem, weights: list) -> float:
