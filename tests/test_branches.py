@@ -550,11 +550,20 @@ def test_regression_budget_form_on_nearly_whitened_x_reports_its_rounding() -> N
     U = np.linalg.qr(rng.standard_normal((4, 4)))[0]
     V = np.linalg.qr(rng.standard_normal((6, 4)))[0]
     X = (U * (2.0 * (1.0 - 5e-11 * np.linspace(0.0, 1.0, 4)))) @ V.T
-    problem = dl.DeepLinearProblem(X, 3.0 * rng.standard_normal((3, 6)), (2, 2), 0.0,
-                                   penalty="frobenius")
+    Y = 3.0 * rng.standard_normal((3, 6))
+    problem = dl.DeepLinearProblem(X, Y, (2, 2), 0.0, penalty="frobenius")
     assert problem.is_whitened
     sol = dl.budget_form(problem, 2.0)
-    attained = dl.objective(problem.with_gamma(0.0), sol.weights)
+    # The weights' objective on the original X and Y, in 40-digit arithmetic.
+    mpmath = pytest.importorskip("mpmath")
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = 40
+    out = mp.matrix(X.tolist())
+    for W in sol.weights:
+        out = mp.matrix(W.tolist()) * out
+    attained = float(sum((out[i, j] - mp.mpf(float(Y[i, j]))) ** 2
+                         for i in range(Y.shape[0]) for j in range(Y.shape[1])) / 2)
+    assert rel_diff(attained, dl.objective(problem.with_gamma(0.0), sol.weights)) <= 1e-13
     assert attained - sol.value > 1e-12 * sol.value  # (the surrogate's value is not attained)
     assert attained <= sol.value + sol.rounding
     assert sol.rounding <= 1e-10 * sol.value and "whitened only to" in sol.message
