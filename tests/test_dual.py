@@ -450,6 +450,61 @@ def test_structured_norm_bounds_the_exact_norm_in_the_ball(dH, r, c, log_s, log_
     assert structured_norm(P, Q, rho) <= float(top) * (1 + 1e-12) + 1e-300 or not orthonormal
 
 
+def _exact_norm_sq_of_scaled(Gamma: np.ndarray, s: np.ndarray):
+    """``||Gamma diag(s)||_op^2`` of the float entries, as a 40-digit number (not rounded)."""
+    mpmath = pytest.importorskip("mpmath")
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = 40
+    Z = mp.matrix([[mp.mpf(float(Gamma[i, j])) * mp.mpf(float(s[j]))
+                    for j in range(Gamma.shape[1])] for i in range(Gamma.shape[0])])
+    return mp, max(mp.eigsy(Z.T * Z, eigvals_only=True))
+
+
+@pytest.mark.parametrize("seed", [5, 8, 12, 14, 16])
+def test_regression_make_feasible_puts_a_point_on_the_boundary_inside_the_ball(seed) -> None:
+    # A dual point scaled onto the boundary on LAPACK's largest singular value (as the ball
+    # projection leaves DR's points) was kept as it was when that value came out <= rho; on
+    # these seeds the exact norm of the float matrix was above rho by 2e-17..2.3e-16
+    # (relative), so its dual value was not that of a feasible point. make_feasible now
+    # allows for LAPACK's error and for the rounding of its own scaling.
+    from duallinear._reduced import make_feasible, op_norm
+
+    rng = np.random.default_rng(seed)
+    Gamma, s = rng.standard_normal((12, 12)), np.sort(rng.uniform(0.1, 1.0, 12))[::-1]
+    rho = 0.7
+    Gamma = Gamma * (rho / op_norm(Gamma * s))
+    assert op_norm(Gamma * s) <= rho  # the old rule kept this point
+    mp, old = _exact_norm_sq_of_scaled(Gamma, s)
+    assert old > mp.mpf(rho) ** 2  # ... which was outside the ball
+    out = make_feasible(Gamma, s, rho)
+    mp, new = _exact_norm_sq_of_scaled(out, s)
+    assert new <= mp.mpf(rho) ** 2
+    assert float(new) >= rho**2 * (1.0 - 1e-12)  # shrunk by rounding-level amounts only
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.floats(-8.0, 0.0), st.floats(-3.0, 3.0),
+       st.floats(-1.0, 1.0), st.integers(0, 10**6))
+def test_make_feasible_is_inside_the_ball_in_exact_arithmetic(dH, r, log_s, log_rho,
+                                                              log_excess, seed) -> None:
+    # Property: whatever the input's norm (from far inside to 10x outside, and at the
+    # boundary as computed), the float matrix returned has ||Gamma diag(s)||_op <= rho
+    # exactly; a point that had to be scaled ends within rounding of the boundary.
+    from duallinear._reduced import make_feasible, op_norm
+
+    rng = np.random.default_rng(seed)
+    Gamma = rng.standard_normal((dH, r))
+    s = 10.0 ** rng.uniform(log_s, 0.0, r)
+    rho = 10.0**log_rho
+    at_boundary = Gamma * (rho / op_norm(Gamma * s))
+    for point in (at_boundary, at_boundary * 10.0**log_excess):
+        out = make_feasible(point, s, rho)
+        mp, norm_sq = _exact_norm_sq_of_scaled(out, s)
+        assert norm_sq <= mp.mpf(rho) ** 2
+        if op_norm(point * s) > rho * (1.0 + 1e-12):
+            assert float(norm_sq) >= rho**2 * (1.0 - 1e-12)
+
+
 def _exact_op_norm(Z: np.ndarray, column_scale: np.ndarray | None = None) -> float:
     """``||Z diag(column_scale)||_op`` of the float entries, in 40-digit arithmetic."""
     mpmath = pytest.importorskip("mpmath")

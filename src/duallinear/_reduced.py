@@ -6,7 +6,8 @@ every quantity the library certifies is a function of ``(A, s, rho, k, residual_
 * the dual value ``D(Gamma) = 1/2 ||Y||^2 - 1/2 ||A - Gamma||_(k)^2`` at a feasible ``Gamma``,
   evaluated as ``1/2 residual_sq + <Gamma, A - Gamma/2> + 1/2 sum_{j > k} sigma_j(A - Gamma)^2``
   so that no large terms cancel (each is small when the optimum is small);
-* the feasibility scaling ``Gamma -> Gamma min(1, rho / ||Gamma diag(s)||_op)``;
+* the feasibility scaling ``Gamma -> Gamma min(1, rho / ||Gamma diag(s)||_op)``, on an upper
+  bound of the norm that allows for LAPACK's error and the scaling's own rounding;
 * the objective of the rank-k matrix a truncation of ``A - Gamma`` gives (an upper bound);
 * numerical ranks and the relative gap between the two bounds.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._linalg import LeadingSVD, frobenius, svd, svdvals
+from ._linalg import UNIT_ROUNDOFF, LeadingSVD, frobenius, svd, svdvals
 
 __all__ = [
     "GAP_FLOOR",
@@ -37,8 +38,10 @@ __all__ = [
     "make_feasible",
     "numerical_rank",
     "op_norm",
+    "op_norm_bound",
     "pruned_ranks",
     "relative_gap",
+    "scaled_norm_bound",
     "tail_sq",
     "truncation_value",
 ]
@@ -110,14 +113,40 @@ def op_norm(Z: np.ndarray) -> float:
 
 def make_feasible(Gamma: np.ndarray, s: np.ndarray, rho: float, norm: float | None = None
                   ) -> np.ndarray:
-    """Scale ``Gamma`` into ``{||Gamma diag(s)||_op <= rho}``; ``norm``: an upper bound on
-    ``||Gamma diag(s)||_op`` known to the caller (else it is computed)."""
-    norm = op_norm(Gamma * s) if norm is None else norm
+    """Scale ``Gamma`` into ``{||Gamma diag(s)||_op <= rho}`` (in exact arithmetic, for the
+    float matrix returned); ``norm``: an upper bound on ``||Gamma diag(s)||_op`` known to the
+    caller (else :func:`scaled_norm_bound`).
+
+    The scaling rounds every entry (relative ``u``), which can raise the norm by
+    ``u ||Gamma diag(s)||_F <= sqrt(n) u ||Gamma diag(s)||_op``: the factor is lowered by
+    that much and by its own rounding, so that the matrix returned is inside the ball."""
+    norm = scaled_norm_bound(Gamma, s) if norm is None else norm
     if norm <= rho:
         return Gamma
     if rho == 0.0:
         return np.zeros_like(Gamma)
-    return Gamma * (rho / norm)
+    slack = (math.sqrt(min(Gamma.shape)) + 2.0) * UNIT_ROUNDOFF
+    return Gamma * (rho / (norm * (1.0 + slack)))
+
+
+def scaled_norm_bound(Gamma: np.ndarray, s: np.ndarray) -> float:
+    """An upper bound on ``||Gamma diag(s)||_op`` in exact arithmetic: :func:`op_norm_bound`
+    of the product as formed, plus the product's rounding (``u`` per entry: at most
+    ``sqrt(n) u`` of the norm, ``n`` the smaller dimension)."""
+    if not Gamma.size:
+        return 0.0
+    slack = (math.sqrt(min(Gamma.shape)) + 2.0) * UNIT_ROUNDOFF
+    return op_norm_bound(Gamma * s) * (1.0 + slack)
+
+
+def op_norm_bound(Z: np.ndarray) -> float:
+    """An upper bound on ``||Z||_op`` for the float matrix ``Z`` (exact arithmetic): LAPACK's
+    largest singular value taken within ``4 n u`` of the exact one (relative; ``u`` the unit
+    roundoff, ``n = min(Z.shape)``), the allowance of
+    :func:`~duallinear._dr.refine.structured_norm`."""
+    if not Z.size:
+        return 0.0
+    return op_norm(Z) * (1.0 + 4.0 * min(Z.shape) * UNIT_ROUNDOFF)
 
 
 #: From this many entries on, ``Gamma`` is remembered by a digest rather than a copy, and

@@ -30,7 +30,7 @@ from .._linalg import (
     svd_of_product,
     svdvals,
 )
-from .._reduced import Reduced, op_norm
+from .._reduced import Reduced, op_norm_bound
 from .outcome import Best, met
 from .settings import DRSettings
 
@@ -79,7 +79,8 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
     following iterates. When the refined ``M`` has fewer than k significant singular
     values, the rank bound is inactive: see :func:`_refine_low_rank`.
 
-    ``free_norm(W)`` gives ``||W||_op`` for step 3 (default: exact, from all singular values);
+    ``free_norm(W)`` gives ``||W||_op`` for step 3 (default: LAPACK's largest singular value
+    with its allowance, an upper bound: :func:`~duallinear._reduced.op_norm_bound`);
     ``bounds``: it is an upper bound (so is the default), and then the candidate's norm in
     the ball is bounded through ``W``, ``P`` and ``Q`` (:func:`candidate_norm`) instead of
     computed from all its singular values.
@@ -95,7 +96,7 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
     fun, left, scale, x = projected_primal(A, s, rho, m0[:k], Qt0[:k],
                                            settings.refine_curvature)
     return _descend(red, _Search(fun, left, scale), x, None if zero else Gamma, certify, tol,
-                    settings, free_norm or op_norm, 1.0, settings.refine_ftol,
+                    settings, free_norm or op_norm_bound, 1.0, settings.refine_ftol,
                     bounds=bounds or free_norm is None)
 
 
@@ -109,7 +110,7 @@ def revisit(red: Reduced, held: Held, Gamma: np.ndarray, certify: Certify, tol: 
     stage) and certifies as :func:`refine` does, that block first. Else None, at the cost of
     two to four norms (no certificate). ``free_norm`` and ``bounds`` as in :func:`refine`.
     """
-    norm = free_norm or op_norm
+    norm = free_norm or op_norm_bound
     ready = held.ready_blocks(red, Gamma, norm, settings, settings.refine_mix)
     if not ready:
         return None
