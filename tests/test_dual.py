@@ -671,6 +671,34 @@ def test_rounding_bound_from_kept_leading_triplets_is_the_full_svds() -> None:
     np.testing.assert_allclose(mine_M, full_M, atol=1e-10 * np.abs(full_M).max())
 
 
+def test_regression_rounding_bound_allows_for_loose_leading_triplets() -> None:
+    # The rounding bound cancels the first-order shift of the pair (dual value, truncation's
+    # objective) as if the kept triplets were the exact truncation's. Leading triplets from a
+    # subspace iteration are so only to its tolerance: with triplets 1e-6 off (kept as
+    # certify_leading keeps them, with every singular value), the part of the shift that
+    # does not cancel was missing from dual_second, which equalled the full SVD's. Now the
+    # Wedin bound on their distance from the exact truncation is added.
+    from duallinear._linalg import svd
+    from duallinear._reduced import Reduced, _mismatch
+
+    problem = _structured_problem(120, 5, 5, seed=0)
+    dual = dl.solve_dual(problem, partial_svd=False)
+    kept, fresh = Reduced.of(problem), Reduced.of(problem)
+    Gamma, _, _ = fresh.certify(dual.Gamma / kept.a)
+    U, sv, Vt = svd(kept.A - Gamma)
+    k, rng = problem.k, np.random.default_rng(0)
+    Uk = np.linalg.qr(U[:, :k] + 1e-6 * rng.standard_normal(U[:, :k].shape))[0]
+    Vk = np.linalg.qr(Vt[:k].T + 1e-6 * rng.standard_normal(Vt[:k].T.shape))[0]
+    Uk *= np.sign(np.sum(Uk * U[:, :k], axis=0))
+    Vk *= np.sign(np.sum(Vk * Vt[:k].T, axis=0))
+    kept.remember(Gamma, (Uk, sv, Vk.T))
+    mine, full = kept.rounding(Gamma), fresh.rounding(Gamma)
+    missing = _mismatch(mine.M, full.M, kept.s, kept.A)[0] * kept.eps_x
+    assert missing > 10.0 * full.dual_second  # the loose triplets' map is measurably off ...
+    assert mine.dual_second >= full.dual_second + missing  # ... and the bound allows for it
+    assert mine.first >= full.first
+
+
 def test_leading_triplets_fall_back_on_unstructured_data() -> None:
     # Gaussian targets: no spectral gap, the maps fall back to full SVDs and still converge.
     rng = np.random.default_rng(1)

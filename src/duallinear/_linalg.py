@@ -12,7 +12,7 @@ __all__ = ["frobenius", "svd", "svdvals", "svd_driver", "SVDFailure", "LeadingSV
            "spectral_scale", "ritz_norm",
            "gram_spectral_change", "higham_gamma", "leading_by_gram", "largest_by_gram",
            "svd_of_product",
-           "top_triplets"]
+           "top_triplets", "truncation_error"]
 
 
 class SVDFailure(np.linalg.LinAlgError):
@@ -450,6 +450,55 @@ def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
         return float(svdvals(Z)[0])
     square = value * (1.0 + 8.0 * small * u) + higham_gamma(inner) * fro_sq
     return math.sqrt(square) * (1.0 + 4.0 * u)
+
+
+def truncation_error(B: np.ndarray, Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray
+                     ) -> float:
+    """An upper bound on ``||trunc_k(B) - Uk diag(sv[:k]) Vtk||_F`` (``k`` the columns of
+    ``Uk``), for triplets that are only approximately singular: leading ones from a subspace
+    iteration, or LAPACK's to rounding.
+
+    With the residuals ``R = B V - U S`` and ``T = B^T U - V S`` (``S = diag(sv[:k])``) and
+    ``sv`` the singular values of ``B``, Wedin's theorem bounds the angles between ``U`` and
+    the exact leading left singular vectors by ``||sin Phi||_F <= sqrt(||R||^2 + ||T||^2) /
+    delta``, ``delta = sv[k-1] - sv[k]`` (less LAPACK's allowance ``4 n u sv[0]``). Then
+    ``trunc_k(B) - U S V^T = (P_k - U U^T) B + U T^T`` with ``||P_k - U U^T||_F = sqrt(2)
+    ||sin Phi||_F``. Without a gap (a tie at k: the truncation is not unique) it is ``inf``;
+    for ``k`` at least a dimension of ``B`` it is ``||R||_F`` or ``||T||_F`` (then
+    ``trunc_k(B) = B``). ``U`` and ``V`` are taken orthonormal (to rounding); the residuals'
+    own rounding is added.
+
+    Parameters
+    ----------
+    B : ndarray, shape (m, n)
+    Uk : ndarray, shape (m, k)
+    sv : ndarray, shape (min(m, n),), non-increasing
+    Vtk : ndarray, shape (k, n)
+    """
+    k = Uk.shape[1]
+    if k == 0:
+        return 0.0
+    u, sk = UNIT_ROUNDOFF, sv[:k]
+    b_norm = frobenius(B)
+    R = B @ Vtk.T
+    R -= Uk * sk
+    T = B.T @ Uk
+    T -= Vtk.T * sk
+    # |fl(B V) - B V| <= gamma_n |B| |V| (Frobenius <= gamma_n ||B||_F ||V||_F), the subtraction
+    # one more rounding of each entry.
+    scale = math.sqrt(k) * (b_norm + float(np.sqrt(np.dot(sk, sk))))
+    r_norm = frobenius(R) * (1.0 + 4.0 * u) + higham_gamma(B.shape[1] + 1) * scale
+    t_norm = frobenius(T) * (1.0 + 4.0 * u) + higham_gamma(B.shape[0] + 1) * scale
+    if k >= B.shape[1]:  # V square: B - U S V^T = R V^T
+        return r_norm
+    if k >= B.shape[0]:  # U square: B - U S V^T = U T^T
+        return t_norm
+    delta = float(sv[k - 1] - sv[k]) - 4.0 * min(B.shape) * u * float(sv[0])
+    if not delta > 0.0:
+        return math.inf
+    wedin = math.sqrt(2.0) * float(sv[0]) * (1.0 + 4.0 * min(B.shape) * u) * math.hypot(
+        r_norm, t_norm) / delta + t_norm
+    return wedin * (1.0 + 4.0 * u)
 
 
 def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

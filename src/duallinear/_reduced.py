@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._linalg import UNIT_ROUNDOFF, LeadingSVD, frobenius, svd, svdvals
+from ._linalg import UNIT_ROUNDOFF, LeadingSVD, frobenius, svd, svdvals, truncation_error
 
 __all__ = [
     "GAP_FLOOR",
@@ -343,7 +343,8 @@ class Reduced:
 
         The feasibility scaling and the dual value use every singular value (LAPACK, no
         vectors), so the lower bound is exact; the upper bound is the objective of the rank-k
-        matrix built from the triplets, valid whatever their accuracy.
+        matrix built from the leading vectors and the values, valid whatever their accuracy
+        (:meth:`rounding` bounds its distance from the exact truncation).
         """
         Gamma = make_feasible(Gamma, self.s, self.rho, norm)
         B = self.A - Gamma
@@ -356,8 +357,10 @@ class Reduced:
         else:
             sv = svdvals(B)
             del B  # (before the values: one iterate-sized array fewer at the peak)
-            triplets = top[0][:, :self.k], top[1][:self.k], top[2][:self.k]
-            # Kept for the rounding bound too: the k leading triplets and every value.
+            # The leading vectors with LAPACK's values (not the Ritz values): the rank-k
+            # matrix of the upper bound is then the one the rounding bound sees, kept with
+            # every value (it bounds how far that matrix is from the exact truncation).
+            triplets = top[0][:, :self.k], sv[:self.k], top[2][:self.k]
             self.remember(Gamma, (triplets[0], sv, triplets[2]))
         lower = dual_value(self.A, Gamma, self.residual_sq, tail_sq(sv, self.k))
         upper = truncation_value(self.A, *triplets, self.s, self.rho, self.residual_sq)
@@ -443,7 +446,8 @@ class Reduced:
             second = 2.0 * top * kappa + 0.5 * kappa**2 + self._dropped_cost(top)
             if first + second + 0.5 * (m * eps) ** 2 <= budget:
                 return Rounding(first, second, 0.5 * (m * eps) ** 2, None)
-        U, sv, Vt = self._last[1] if known else svd(A - Gamma)
+        B = A - Gamma
+        U, sv, Vt = self._last[1] if known else svd(B)
         self._last.clear()  # the last use: release the decomposition
         Rk = sv[:k, None] * Vt[:k]
         # N = U_k Rk and M = N diag(s)^-1 (the end-to-end map in the basis of X), factored.
@@ -451,7 +455,31 @@ class Reduced:
         # ||M||_op = ||Rk diag(s)^-1||_op (U_k has orthonormal columns); sv_1 / s for whitened X.
         m = float(sv[0]) / float(s[0]) if s[0] == s[-1] and k else op_norm(M[1])
         fit = float(np.sqrt(_fit_sq(M, s, A) + self.residual_sq))
-        first = m * fit * eps  # |<M^T R, Delta>| <= ||M||_2 ||R||_F ||Delta||_F
+        # The triplets are those of a nearby matrix (LAPACK's to rounding, leading ones from a
+        # subspace iteration to its tolerance): the dual value's shift is that of the exact
+        # truncation, within e_n of N in Frobenius norm (Wedin), e_n / s_r of M. Without a
+        # gap at k (a tie: e_n = inf, or values within `link` below) the truncation is not
+        # unique, and the block below allows for its turning instead.
+        e_n = truncation_error(B, U[:, :k], sv, Vt[:k])
+        del B
+        u = UNIT_ROUNDOFF
+        # Vector-free bounds for the exact truncation N_x: ||M_x|| <= sigma_1 / s_r and
+        # ||N_x - A||_F = ||Gamma + (B - N_x)||_F <= ||Gamma||_F + sqrt(tail).
+        m_free = float(sv[0]) / float(s[-1]) * (1.0 + 4.0 * min(A.shape) * u)
+        fit_free = math.hypot(frobenius(Gamma) + math.sqrt(tail_sq(sv, k)),
+                              math.sqrt(self.residual_sq)) * (1.0 + 8.0 * u)
+
+        def shifts(e_n: float) -> tuple[float, float]:
+            """``first`` (|<M^T R, Delta>| <= ||M||_2 ||R||_F ||Delta||_F, for M and for the
+            exact truncation's map) and what the pair with M leaves uncancelled,
+            ``||M_x^T R_x - M^T R||_F <= ||M_x - M|| ||R_x|| + ||M|| ||R_x - R||``, times eps."""
+            if not math.isfinite(e_n):
+                return m * fit * eps, 0.0
+            e_m = e_n / float(s[-1])
+            m_x, fit_x = min(m + e_m, m_free), min(fit + e_n, fit_free)
+            return max(m * fit, m_x * fit_x) * eps, (e_m * fit_x + m * e_n) * eps
+
+        first, turn = shifts(e_n)
         primal_second = 0.5 * (m * eps) ** 2  # 1/2 ||M Delta||^2
         if gap <= 2.0 * eps:
             return Rounding(first, float("inf"), primal_second, M)
@@ -461,7 +489,8 @@ class Reduced:
         top = float(np.sqrt(np.dot(sv[:k], sv[:k])))
         drop = self._dropped_cost(top)
         if k >= sv.size:  # ||.||_(k) is the Frobenius norm: a quadratic, smooth
-            return Rounding(first, top * kappa * tau + 0.5 * kappa**2 + drop, primal_second, M)
+            return Rounding(first, top * kappa * tau + 0.5 * kappa**2 + drop + turn,
+                            primal_second, M)
         # The block of singular values of A - Gamma within 2 kappa of sigma_k: a tie there
         # (usual at a dual optimum) lets the truncation turn within the block, so the first
         # order cancels only outside it.
@@ -484,10 +513,13 @@ class Reduced:
             # the leading k: (2 sigma_i - 2 sigma_j) / (sigma_i - sigma_j) = 2, however close).
             edges = [float(sv[k - 1] - sv[k])]
         split = min(edges) if edges else np.inf
+        if hi >= k:  # tied across k: no unique truncation to compare the triplets with
+            first, turn = shifts(math.inf)
         if kappa >= 0.25 * split:  # a change beyond the gap around the block: no cancellation
-            return Rounding(first, 2.0 * top * kappa + 0.5 * kappa**2 + drop, primal_second, M)
+            return Rounding(first, 2.0 * top * kappa + 0.5 * kappa**2 + drop + turn,
+                            primal_second, M)
         curvature = 1.0 + 4.0 * float(sv[0]) / split if np.isfinite(split) else 1.0
-        dual_second = top * kappa * tau + 0.5 * curvature * kappa**2 + drop
+        dual_second = top * kappa * tau + 0.5 * curvature * kappa**2 + drop + turn
         if block[k:].any():  # tied across k
             if Vt.shape[0] <= hi:  # (kept from leading triplets: the block needs all of it)
                 Vt = svd(A - Gamma)[2]
