@@ -441,7 +441,7 @@ def test_truncation_error_bounds_the_distance_to_the_exact_truncation(m, n, k, l
     noise = 10.0**log_noise
     Uk = np.linalg.qr(U[:, :k] + noise * rng.standard_normal((m, k)))[0]
     Vk = np.linalg.qr(Vt[:k].T + noise * rng.standard_normal((n, k)))[0]
-    bound = _linalg.truncation_error(B, Uk, sv, Vk.T)
+    bound = _linalg.truncation_error(Uk, sv, Vk.T, B)
     mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
     mp.dps = 40
     Bm = mp.matrix(B.tolist())
@@ -453,16 +453,29 @@ def test_truncation_error_bounds_the_distance_to_the_exact_truncation(m, n, k, l
     if k < r and Se[k - 1] == Se[k]:
         return  # (an exact tie: no unique truncation to compare with)
     assert actual <= mp.mpf(bound)
+    # LAPACK's own triplets, with the a-priori allowance instead of computed residuals.
+    lapack = mp.matrix(((U[:, :k] * sv[:k]) @ Vt[:k]).tolist())
+    diff = exact - lapack
+    actual = mp.sqrt(mp.fsum(diff[i, j] ** 2 for i in range(m) for j in range(n)))
+    assert actual <= mp.mpf(_linalg.truncation_error(U[:, :k], sv, Vt[:k]))
 
 
 def test_truncation_error_of_lapacks_triplets_is_at_rounding_level() -> None:
-    # At a spectral gap LAPACK's own triplets are within rounding / gap of the truncation (the
-    # bound carries the worst-case rounding of the residuals, about n^1.5 u ||B||).
+    # At a spectral gap LAPACK's own triplets are within rounding / gap of the truncation:
+    # with the residuals computed (the bound carries their worst-case rounding, about
+    # n^1.5 u ||B||) and with the a-priori bound for LAPACK's (its SVD backward error, no
+    # products), which must cover the computed residuals.
     rng = np.random.default_rng(3)
     B = rng.standard_normal((40, 30))
     U, sv, Vt = _linalg.svd(B)
     k = 6
-    bound = _linalg.truncation_error(B, U[:, :k], sv, Vt[:k])
-    assert bound <= 1e-12 * sv[0] * sv[0] / (sv[k - 1] - sv[k])
+    computed = _linalg.truncation_error(U[:, :k], sv, Vt[:k], B)
+    assert computed <= 1e-12 * sv[0] * sv[0] / (sv[k - 1] - sv[k])
+    prior = _linalg.truncation_error(U[:, :k], sv, Vt[:k])
+    assert prior <= 1e-12 * sv[0] * sv[0] / (sv[k - 1] - sv[k])
+    R = B @ Vt[:k].T - U[:, :k] * sv[:k]
+    T = B.T @ U[:, :k] - Vt[:k].T * sv[:k]
+    assert max(np.linalg.norm(R), np.linalg.norm(T)) <= _linalg.svd_backward_error(
+        B.shape, np.linalg.norm(B))
     # ... and k at a dimension of B: the truncation is B itself.
-    assert _linalg.truncation_error(B, U, sv, Vt) <= 1e-12 * sv[0]
+    assert _linalg.truncation_error(U, sv, Vt, B) <= 1e-12 * sv[0]

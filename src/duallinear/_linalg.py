@@ -12,7 +12,7 @@ __all__ = ["frobenius", "svd", "svdvals", "svd_driver", "SVDFailure", "LeadingSV
            "spectral_scale", "ritz_norm",
            "gram_spectral_change", "higham_gamma", "leading_by_gram", "largest_by_gram",
            "svd_of_product",
-           "top_triplets", "truncation_error"]
+           "top_triplets", "truncation_error", "svd_backward_error", "SVD_BACKWARD"]
 
 
 class SVDFailure(np.linalg.LinAlgError):
@@ -452,11 +452,23 @@ def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
     return math.sqrt(square) * (1.0 + 4.0 * u)
 
 
-def truncation_error(B: np.ndarray, Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray
-                     ) -> float:
+#: Multiple of ``eps sqrt(max(m, n)) ||X||_F`` taken as the backward error of a float64
+#: SVD (with the non-orthogonality of its factors): measured ``||X - U S V^T||_F`` up to
+#: 11.5 eps sqrt(max(m, n)) ||X||_F (exactly, in 40 digits) over 200 graded X up to 12 x 40.
+SVD_BACKWARD = 32.0
+
+
+def svd_backward_error(shape: tuple[int, int], x_norm: float) -> float:
+    """A bound on ``||X - U diag(s) V^T||_F`` for the float64 SVD of ``X`` of ``shape``
+    (``x_norm = ||X||_F``)."""
+    return SVD_BACKWARD * np.finfo(np.float64).eps * float(np.sqrt(max(shape))) * x_norm
+
+
+def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
+                     B: np.ndarray | None = None) -> float:
     """An upper bound on ``||trunc_k(B) - Uk diag(sv[:k]) Vtk||_F`` (``k`` the columns of
     ``Uk``), for triplets that are only approximately singular: leading ones from a subspace
-    iteration, or LAPACK's to rounding.
+    iteration (``B`` given: their residuals are computed), or LAPACK's (``B`` None).
 
     With the residuals ``R = B V - U S`` and ``T = B^T U - V S`` (``S = diag(sv[:k])``) and
     ``sv`` the singular values of ``B``, Wedin's theorem bounds the angles between ``U`` and
@@ -465,40 +477,44 @@ def truncation_error(B: np.ndarray, Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndar
     ``trunc_k(B) - U S V^T = (P_k - U U^T) B + U T^T`` with ``||P_k - U U^T||_F = sqrt(2)
     ||sin Phi||_F``. Without a gap (a tie at k: the truncation is not unique) it is ``inf``;
     for ``k`` at least a dimension of ``B`` it is ``||R||_F`` or ``||T||_F`` (then
-    ``trunc_k(B) = B``). ``U`` and ``V`` are taken orthonormal (to rounding); the residuals'
-    own rounding is added.
+    ``trunc_k(B) = B``). ``U`` and ``V`` are taken orthonormal (to rounding). Computed
+    residuals carry their own rounding; for LAPACK's triplets ``||R||_F, ||T||_F <= ||B - U S
+    V^T||_F``, bounded by :func:`svd_backward_error` without a product.
 
     Parameters
     ----------
-    B : ndarray, shape (m, n)
     Uk : ndarray, shape (m, k)
     sv : ndarray, shape (min(m, n),), non-increasing
     Vtk : ndarray, shape (k, n)
+    B : ndarray, shape (m, n), optional
     """
     k = Uk.shape[1]
     if k == 0:
         return 0.0
     u, sk = UNIT_ROUNDOFF, sv[:k]
-    b_norm = frobenius(B)
-    R = B @ Vtk.T
-    R -= Uk * sk
-    T = B.T @ Uk
-    T -= Vtk.T * sk
-    # |fl(B V) - B V| <= gamma_n |B| |V| (Frobenius <= gamma_n ||B||_F ||V||_F), the subtraction
-    # one more rounding of each entry.
-    scale = math.sqrt(k) * (b_norm + float(np.sqrt(np.dot(sk, sk))))
-    r_norm = frobenius(R) * (1.0 + 4.0 * u) + higham_gamma(B.shape[1] + 1) * scale
-    t_norm = frobenius(T) * (1.0 + 4.0 * u) + higham_gamma(B.shape[0] + 1) * scale
-    if k >= B.shape[1]:  # V square: B - U S V^T = R V^T
+    shape = (Uk.shape[0], Vtk.shape[1])
+    allowance = 4.0 * min(shape) * u * float(sv[0])
+    if B is None:
+        r_norm = t_norm = svd_backward_error(shape, float(np.sqrt(np.dot(sv, sv))))
+    else:
+        R = B @ Vtk.T
+        R -= Uk * sk
+        T = B.T @ Uk
+        T -= Vtk.T * sk
+        # |fl(B V) - B V| <= gamma_n |B| |V| (Frobenius <= gamma_n ||B||_F ||V||_F), the
+        # subtraction one more rounding of each entry.
+        scale = math.sqrt(k) * (frobenius(B) + float(np.sqrt(np.dot(sk, sk))))
+        r_norm = frobenius(R) * (1.0 + 4.0 * u) + higham_gamma(shape[1] + 1) * scale
+        t_norm = frobenius(T) * (1.0 + 4.0 * u) + higham_gamma(shape[0] + 1) * scale
+    if k >= shape[1]:  # V square: B - U S V^T = R V^T
         return r_norm
-    if k >= B.shape[0]:  # U square: B - U S V^T = U T^T
+    if k >= shape[0]:  # U square: B - U S V^T = U T^T
         return t_norm
-    delta = float(sv[k - 1] - sv[k]) - 4.0 * min(B.shape) * u * float(sv[0])
+    delta = float(sv[k - 1] - sv[k]) - allowance
     if not delta > 0.0:
         return math.inf
-    wedin = math.sqrt(2.0) * float(sv[0]) * (1.0 + 4.0 * min(B.shape) * u) * math.hypot(
-        r_norm, t_norm) / delta + t_norm
-    return wedin * (1.0 + 4.0 * u)
+    wedin = math.sqrt(2.0) * (float(sv[0]) + allowance) * math.hypot(r_norm, t_norm) / delta
+    return (wedin + t_norm) * (1.0 + 4.0 * u)
 
 
 def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

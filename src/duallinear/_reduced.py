@@ -446,8 +446,7 @@ class Reduced:
             second = 2.0 * top * kappa + 0.5 * kappa**2 + self._dropped_cost(top)
             if first + second + 0.5 * (m * eps) ** 2 <= budget:
                 return Rounding(first, second, 0.5 * (m * eps) ** 2, None)
-        B = A - Gamma
-        U, sv, Vt = self._last[1] if known else svd(B)
+        U, sv, Vt = self._last[1] if known else svd(A - Gamma)
         self._last.clear()  # the last use: release the decomposition
         Rk = sv[:k, None] * Vt[:k]
         # N = U_k Rk and M = N diag(s)^-1 (the end-to-end map in the basis of X), factored.
@@ -460,8 +459,9 @@ class Reduced:
         # truncation, within e_n of N in Frobenius norm (Wedin), e_n / s_r of M. Without a
         # gap at k (a tie: e_n = inf, or values within `link` below) the truncation is not
         # unique, and the block below allows for its turning instead.
-        e_n = truncation_error(B, U[:, :k], sv, Vt[:k])
-        del B
+        # (Residuals computed only for kept leading triplets: LAPACK's are bounded a priori.)
+        e_n = truncation_error(U[:, :k], sv, Vt[:k],
+                               A - Gamma if U.shape[1] < min(A.shape) else None)
         u = UNIT_ROUNDOFF
         # Vector-free bounds for the exact truncation N_x: ||M_x|| <= sigma_1 / s_r and
         # ||N_x - A||_F = ||Gamma + (B - N_x)||_F <= ||Gamma||_F + sqrt(tail).

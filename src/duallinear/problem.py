@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _statistics
-from ._linalg import frobenius, frobenius_sq_error, spectral_scale, svd
+from ._linalg import frobenius, frobenius_sq_error, spectral_scale, svd, svd_backward_error
 from ._reduced import GAP_FLOOR, numerical_rank
 from ._validation import (
     as_hidden,
@@ -195,17 +195,6 @@ def _warn_if_dropped_directions_matter(data: _Reduction, rho: float) -> None:
             f"have an optimum lower by up to {drop:.3g} ({drop / (0.5 * data.y_norm**2):.1e} of "
             "1/2 ||Y||^2). The certificates account for this; rescale or drop those input "
             "directions to avoid it.", ConditioningWarning, stacklevel=4)
-
-
-#: Multiple of ``eps sqrt(max(d0, n)) ||X||_F`` taken as the backward error of a float64
-#: SVD (with the non-orthogonality of its factors): measured ``||X - U S V^T||_F`` up to
-#: 11.5 eps sqrt(max(d0, n)) ||X||_F (exactly, in 40 digits) over 200 graded X up to 12 x 40.
-SVD_BACKWARD = 32.0
-
-
-def svd_backward_error(shape: tuple[int, int], x_norm: float) -> float:
-    """A bound on ``||X - U diag(s) V^T||_F`` for the float64 SVD of ``X`` of ``shape``."""
-    return SVD_BACKWARD * np.finfo(np.float64).eps * float(np.sqrt(max(shape))) * x_norm
 
 
 def _check_y_norm(y_norm: float, name: str) -> float:
