@@ -505,6 +505,31 @@ def test_make_feasible_is_inside_the_ball_in_exact_arithmetic(dH, r, log_s, log_
             assert float(norm_sq) >= rho**2 * (1.0 - 1e-12)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 4), st.floats(-8.0, 0.0),
+       st.floats(-3.0, 3.0), st.integers(0, 10**6))
+def test_start_candidate_scaled_on_its_bound_is_inside_the_ball(dH, r, c, log_s, log_rho,
+                                                                seed) -> None:
+    # The refinement's start candidate (rho P Q^T) / s is scaled into the ball on
+    # structured_norm, in place, by the same factor as make_feasible (its rounding
+    # included), and then certified as inside: it must be, in exact arithmetic.
+    from duallinear._dr.refine import structured_norm
+    from duallinear._reduced import ball_factor
+
+    rng = np.random.default_rng(seed)
+    P, Q = rng.standard_normal((dH, c)), rng.standard_normal((r, c))  # (not orthonormal)
+    s = 10.0 ** rng.uniform(log_s, 0.0, r)
+    rho = 10.0**log_rho
+    G = P @ Q.T
+    G *= rho
+    G /= s
+    bound = structured_norm(P, Q, rho)
+    if bound > rho:
+        G *= ball_factor(rho, bound, G.shape)
+    mp, norm_sq = _exact_norm_sq_of_scaled(G, s)
+    assert norm_sq <= mp.mpf(rho) ** 2
+
+
 def _exact_op_norm(Z: np.ndarray, column_scale: np.ndarray | None = None) -> float:
     """``||Z diag(column_scale)||_op`` of the float entries, in 40-digit arithmetic."""
     mpmath = pytest.importorskip("mpmath")

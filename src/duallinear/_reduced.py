@@ -32,6 +32,7 @@ __all__ = [
     "PRUNE_LEVELS",
     "Reduced",
     "Rounding",
+    "ball_factor",
     "certify",
     "certify_from",
     "dual_value",
@@ -125,8 +126,15 @@ def make_feasible(Gamma: np.ndarray, s: np.ndarray, rho: float, norm: float | No
         return Gamma
     if rho == 0.0:
         return np.zeros_like(Gamma)
-    slack = (math.sqrt(min(Gamma.shape)) + 2.0) * UNIT_ROUNDOFF
-    return Gamma * (rho / (norm * (1.0 + slack)))
+    return Gamma * ball_factor(rho, norm, Gamma.shape)
+
+
+def ball_factor(rho: float, norm: float, shape: tuple[int, ...]) -> float:
+    """The factor that scales a float matrix of ``shape`` whose ``||. diag(s)||_op`` is at
+    most ``norm`` (``> rho``) into the ball of radius ``rho``, rounding of the product
+    included: ``rho / (norm (1 + (sqrt(n) + 2) u))``, ``n`` the smaller dimension."""
+    slack = (math.sqrt(min(shape)) + 2.0) * UNIT_ROUNDOFF
+    return rho / (norm * (1.0 + slack))
 
 
 def scaled_norm_bound(Gamma: np.ndarray, s: np.ndarray) -> float:

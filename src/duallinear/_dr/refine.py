@@ -30,7 +30,7 @@ from .._linalg import (
     svd_of_product,
     svdvals,
 )
-from .._reduced import Reduced, op_norm_bound
+from .._reduced import Reduced, ball_factor, op_norm_bound
 from .outcome import Best, met
 from .settings import DRSettings
 
@@ -275,7 +275,7 @@ def _descend(red: Reduced, search: _Search, x: np.ndarray, Gamma: np.ndarray | N
             G /= s
             bound = structured_norm(P, Q, rho)
             if bound > rho:
-                G *= rho / bound
+                G *= ball_factor(rho, bound, G.shape)
                 bound = rho
             best, route = _take(Best.of(certify(G, norm=bound), red), "rank_k", best, route)
         elif rank == k and m[-1] >= settings.refine_drop * m[0]:
