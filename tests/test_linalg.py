@@ -441,6 +441,8 @@ def test_truncation_error_bounds_the_distance_to_the_exact_truncation(m, n, k, l
     noise = 10.0**log_noise
     Uk = np.linalg.qr(U[:, :k] + noise * rng.standard_normal((m, k)))[0]
     Vk = np.linalg.qr(Vt[:k].T + noise * rng.standard_normal((n, k)))[0]
+    Uk *= np.sign(np.sum(Uk * U[:, :k], axis=0))  # (QR may flip a pair of signs)
+    Vk *= np.sign(np.sum(Vk * Vt[:k].T, axis=0))
     bound = _linalg.truncation_error(Uk, sv, Vk.T, B)
     mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
     mp.dps = 40
@@ -479,3 +481,52 @@ def test_truncation_error_of_lapacks_triplets_is_at_rounding_level() -> None:
         B.shape, np.linalg.norm(B))
     # ... and k at a dimension of B: the truncation is B itself.
     assert _linalg.truncation_error(U, sv, Vt, B) <= 1e-12 * sv[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 7), st.integers(3, 7), st.integers(0, 3), st.integers(1, 3),
+       st.floats(-14.0, -2.0), st.floats(-15.0, -6.0), st.booleans(), st.integers(0, 10**6))
+def test_truncation_error_in_a_tied_block_bounds_the_distance_to_a_block_truncation(
+        m, n, lo, extra, log_noise, log_split, computed, seed) -> None:
+    # Property: with values tied across k (positions lo..hi), the bound covers the distance
+    # from U diag(sv) V^T to the truncation P B its derivation builds (P: the exact leading
+    # lo left vectors plus the block's projection of the other columns of U), computed in
+    # 40-digit arithmetic from the float B; for computed residuals and for LAPACK's bound.
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(seed)
+    r = min(m, n)
+    lo = min(lo, r - 2)
+    hi = min(lo + extra, r - 1)
+    k = int(rng.integers(lo + 1, hi + 1))  # lo <= k - 1 < hi
+    values = np.sort(rng.uniform(0.1, 1.0, r))[::-1]
+    values[lo:hi + 1] = values[lo] * (1.0 - 10.0**log_split * rng.uniform(0, 1, hi - lo + 1))
+    values[:lo] += 0.5  # a clear gap above the block
+    values[hi + 1:] *= 0.5  # ... and below it
+    values = np.sort(values)[::-1]
+    Q1 = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    B = (Q1[:, :r] * values) @ Q2[:, :r].T
+    U, sv, Vt = _linalg.svd(B)
+    Uk, Vk = U[:, :k], Vt[:k].T  # LAPACK's own (the a-priori bound is for these)
+    if computed:
+        noise = 10.0**log_noise
+        Uk = np.linalg.qr(Uk + noise * rng.standard_normal((m, k)))[0]
+        Vk = np.linalg.qr(Vk + noise * rng.standard_normal((n, k)))[0]
+        Uk *= np.sign(np.sum(Uk * U[:, :k], axis=0))
+        Vk *= np.sign(np.sum(Vk * Vt[:k].T, axis=0))
+    bound = _linalg.truncation_error(Uk, sv, Vk.T, B if computed else None, (lo, hi))
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = 40
+    Bm = mp.matrix(B.tolist())
+    Ue = mp.svd_r(Bm)[0]
+    top = Ue[:, :lo] if lo else None
+    block = Ue[:, lo:hi + 1]
+    U2 = mp.matrix(Uk[:, lo:].tolist())
+    Y = block * (block.T * U2)
+    QY = mp.qr(Y)[0][:, :k - lo]
+    P = QY * QY.T
+    if top is not None:
+        P += top * top.T
+    diff = P * Bm - mp.matrix(((Uk * sv[:k]) @ Vk.T).tolist())
+    actual = mp.sqrt(mp.fsum(diff[i, j] ** 2 for i in range(m) for j in range(n)))
+    assert actual <= mp.mpf(bound)

@@ -465,7 +465,8 @@ def svd_backward_error(shape: tuple[int, int], x_norm: float) -> float:
 
 
 def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
-                     B: np.ndarray | None = None) -> float:
+                     B: np.ndarray | None = None,
+                     block: tuple[int, int] | None = None) -> float:
     """An upper bound on ``||trunc_k(B) - Uk diag(sv[:k]) Vtk||_F`` (``k`` the columns of
     ``Uk``), for triplets that are only approximately singular: leading ones from a subspace
     iteration (``B`` given: their residuals are computed), or LAPACK's (``B`` None).
@@ -481,12 +482,25 @@ def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
     residuals carry their own rounding; for LAPACK's triplets ``||R||_F, ||T||_F <= ||B - U S
     V^T||_F``, bounded by :func:`svd_backward_error` without a product.
 
+    ``block = (lo, hi)``: positions ``lo..hi`` (0-based, ``lo <= k - 1 < hi``) are a block of
+    values tied across k, within which a truncation may turn. The bound is then on the
+    distance to the nearest ``P B``, ``P`` the projector on the exact leading ``lo`` left
+    vectors plus a ``(k - lo)``-dimensional subspace of the block's. Wedin's theorem at each
+    edge of the block (it holds for a reference subspace of any dimension ``>= k``): ``U`` has
+    at most ``a = res / (sv[k-1] - sv[hi+1])`` (Frobenius) outside the leading ``hi + 1``
+    exact vectors, and its first ``lo`` columns ``U_1`` are within the angles ``b = res_1 /
+    (sv[lo-1] - sv[lo])`` of the leading ``lo`` (``res_1`` from their residuals). The other
+    columns ``U_2`` (orthogonal to ``U_1``) lie within ``e = sqrt(2) b + a`` of the block, so
+    ``P`` = (the leading ``lo``) + (the span of ``U_2`` projected on the block) is within
+    ``sqrt(2) b + sqrt(2) e / (1 - e)`` of ``U U^T`` in Frobenius norm.
+
     Parameters
     ----------
     Uk : ndarray, shape (m, k)
     sv : ndarray, shape (min(m, n),), non-increasing
     Vtk : ndarray, shape (k, n)
     B : ndarray, shape (m, n), optional
+    block : (int, int), optional
     """
     k = Uk.shape[1]
     if k == 0:
@@ -494,27 +508,54 @@ def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
     u, sk = UNIT_ROUNDOFF, sv[:k]
     shape = (Uk.shape[0], Vtk.shape[1])
     allowance = 4.0 * min(shape) * u * float(sv[0])
+    lo = 0 if block is None else block[0]
     if B is None:
-        r_norm = t_norm = svd_backward_error(shape, float(np.sqrt(np.dot(sv, sv))))
+        r_norm = t_norm = r_lo = t_lo = svd_backward_error(shape, float(np.sqrt(np.dot(sv, sv))))
     else:
         R = B @ Vtk.T
         R -= Uk * sk
         T = B.T @ Uk
         T -= Vtk.T * sk
-        # |fl(B V) - B V| <= gamma_n |B| |V| (Frobenius <= gamma_n ||B||_F ||V||_F), the
-        # subtraction one more rounding of each entry.
-        scale = math.sqrt(k) * (frobenius(B) + float(np.sqrt(np.dot(sk, sk))))
-        r_norm = frobenius(R) * (1.0 + 4.0 * u) + higham_gamma(shape[1] + 1) * scale
-        t_norm = frobenius(T) * (1.0 + 4.0 * u) + higham_gamma(shape[0] + 1) * scale
+        b_norm = frobenius(B)
+
+        def rounded(Z: np.ndarray, cols: int, inner: int) -> float:
+            # |fl(B V) - B V| <= gamma_n |B| |V| (Frobenius <= gamma_n ||B||_F ||V||_F), the
+            # subtraction one more rounding of each entry.
+            scale = math.sqrt(cols) * (b_norm + float(np.sqrt(np.dot(sk[:cols], sk[:cols]))))
+            return frobenius(Z) * (1.0 + 4.0 * u) + higham_gamma(inner + 1) * scale
+
+        r_norm, t_norm = rounded(R, k, shape[1]), rounded(T, k, shape[0])
+        r_lo, t_lo = rounded(R[:, :lo], lo, shape[1]), rounded(T[:, :lo], lo, shape[0])
     if k >= shape[1]:  # V square: B - U S V^T = R V^T
         return r_norm
     if k >= shape[0]:  # U square: B - U S V^T = U T^T
         return t_norm
-    delta = float(sv[k - 1] - sv[k]) - allowance
-    if not delta > 0.0:
+    top = float(sv[0]) + allowance
+    if block is None:
+        delta = float(sv[k - 1] - sv[k]) - allowance
+        if not delta > 0.0:
+            return math.inf
+        turn = math.sqrt(2.0) * math.hypot(r_norm, t_norm) / delta
+        return (top * turn + t_norm) * (1.0 + 4.0 * u)
+    hi = block[1]
+    a = b = 0.0
+    if hi + 1 < sv.size or max(shape) > sv.size:
+        # (Beyond the last value: the null space of the longer side, at singular value 0.)
+        below = float(sv[hi + 1]) if hi + 1 < sv.size else 0.0
+        delta_up = float(sv[k - 1]) - below - allowance
+        if not delta_up > 0.0:
+            return math.inf
+        a = math.hypot(r_norm, t_norm) / delta_up
+    if lo > 0:
+        delta_lo = float(sv[lo - 1] - sv[lo]) - allowance
+        if not delta_lo > 0.0:
+            return math.inf
+        b = math.hypot(r_lo, t_lo) / delta_lo
+    e = math.sqrt(2.0) * b + a
+    if not e < 0.5:
         return math.inf
-    wedin = math.sqrt(2.0) * (float(sv[0]) + allowance) * math.hypot(r_norm, t_norm) / delta
-    return (wedin + t_norm) * (1.0 + 4.0 * u)
+    turn = math.sqrt(2.0) * b + math.sqrt(2.0) * e / (1.0 - e)
+    return (top * turn + t_norm) * (1.0 + 8.0 * u)
 
 
 def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

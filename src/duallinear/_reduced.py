@@ -464,12 +464,12 @@ class Reduced:
         fit = float(np.sqrt(_fit_sq(M, s, A) + self.residual_sq))
         # The triplets are those of a nearby matrix (LAPACK's to rounding, leading ones from a
         # subspace iteration to its tolerance): the dual value's shift is that of the exact
-        # truncation, within e_n of N in Frobenius norm (Wedin), e_n / s_r of M. Without a
-        # gap at k (a tie: e_n = inf, or values within `link` below) the truncation is not
-        # unique, and the block below allows for its turning instead.
+        # truncation, within e_n of N in Frobenius norm (Wedin), e_n / s_r of M. With a tie
+        # across k (the block below) the truncation may turn within the block: e_n is then
+        # the distance to the nearest such truncation (Wedin at both edges of the block).
         # (Residuals computed only for kept leading triplets: LAPACK's are bounded a priori.)
-        e_n = truncation_error(U[:, :k], sv, Vt[:k],
-                               A - Gamma if U.shape[1] < min(A.shape) else None)
+        leading = U.shape[1] < min(A.shape)
+        e_n = truncation_error(U[:, :k], sv, Vt[:k], A - Gamma if leading else None)
         u = UNIT_ROUNDOFF
         # Vector-free bounds for the exact truncation N_x: ||M_x|| <= sigma_1 / s_r and
         # ||N_x - A||_F = ||Gamma + (B - N_x)||_F <= ||Gamma||_F + sqrt(tail).
@@ -482,7 +482,8 @@ class Reduced:
             exact truncation's map) and what the pair with M leaves uncancelled,
             ``||M_x^T R_x - M^T R||_F <= ||M_x - M|| ||R_x|| + ||M|| ||R_x - R||``, times eps."""
             if not math.isfinite(e_n):
-                return m * fit * eps, 0.0
+                # No gap to apply Wedin at: ||N_x - N||_F <= ||N_x||_F + ||N||_F <= 2 ||B||_F.
+                e_n = 2.0 * float(np.sqrt(np.dot(sv, sv))) * (1.0 + 4.0 * min(A.shape) * u)
             e_m = e_n / float(s[-1])
             m_x, fit_x = min(m + e_m, m_free), min(fit + e_n, fit_free)
             return max(m * fit, m_x * fit_x) * eps, (e_m * fit_x + m * e_n) * eps
@@ -521,8 +522,9 @@ class Reduced:
             # the leading k: (2 sigma_i - 2 sigma_j) / (sigma_i - sigma_j) = 2, however close).
             edges = [float(sv[k - 1] - sv[k])]
         split = min(edges) if edges else np.inf
-        if hi >= k:  # tied across k: no unique truncation to compare the triplets with
-            first, turn = shifts(math.inf)
+        if hi >= k:  # tied across k: the distance to the nearest truncation in the block
+            first, turn = shifts(truncation_error(U[:, :k], sv, Vt[:k],
+                                                  A - Gamma if leading else None, (lo, hi)))
         if kappa >= 0.25 * split:  # a change beyond the gap around the block: no cancellation
             return Rounding(first, 2.0 * top * kappa + 0.5 * kappa**2 + drop + turn,
                             primal_second, M)
