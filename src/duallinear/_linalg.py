@@ -492,7 +492,10 @@ def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
     (sv[lo-1] - sv[lo])`` of the leading ``lo`` (``res_1`` from their residuals). The other
     columns ``U_2`` (orthogonal to ``U_1``) lie within ``e = sqrt(2) b + a`` of the block, so
     ``P`` = (the leading ``lo``) + (the span of ``U_2`` projected on the block) is within
-    ``sqrt(2) b + sqrt(2) e / (1 - e)`` of ``U U^T`` in Frobenius norm.
+    ``sqrt(2) b + sqrt(2) e / (1 - e)`` of ``U U^T`` in Frobenius norm. When the block's
+    values are too small for its lower edge (a rank below k at rounding level), the columns
+    above the block are compared as above and the rest of both matrices is bounded by its
+    size: ``||sv[lo:k]|| + sqrt(k - lo) sigma_lo``.
 
     Parameters
     ----------
@@ -538,24 +541,32 @@ def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
         turn = math.sqrt(2.0) * math.hypot(r_norm, t_norm) / delta
         return (top * turn + t_norm) * (1.0 + 4.0 * u)
     hi = block[1]
-    a = b = 0.0
-    if hi + 1 < sv.size or max(shape) > sv.size:
-        # (Beyond the last value: the null space of the longer side, at singular value 0.)
-        below = float(sv[hi + 1]) if hi + 1 < sv.size else 0.0
-        delta_up = float(sv[k - 1]) - below - allowance
-        if not delta_up > 0.0:
-            return math.inf
-        a = math.hypot(r_norm, t_norm) / delta_up
+    b = 0.0
     if lo > 0:
         delta_lo = float(sv[lo - 1] - sv[lo]) - allowance
         if not delta_lo > 0.0:
             return math.inf
         b = math.hypot(r_lo, t_lo) / delta_lo
+    # Without the lower edge's help inside the block: the leading lo as above (the untied
+    # argument for the first lo columns), and the rest of both matrices bounded by its size:
+    # ||P_Z B||_F <= sqrt(k - lo) sigma_lo for any (k - lo)-dimensional Z in the block.
+    rest = float(np.sqrt(np.dot(sk[lo:], sk[lo:])))
+    best = (math.sqrt(2.0) * top * b + t_lo + rest
+            + math.sqrt(k - lo) * (float(sv[lo]) + allowance)) * (1.0 + 8.0 * u)
+    if hi + 1 < sv.size or max(shape) > sv.size:
+        # (Beyond the last value: the null space of the longer side, at singular value 0.)
+        below = float(sv[hi + 1]) if hi + 1 < sv.size else 0.0
+        delta_up = float(sv[k - 1]) - below - allowance
+        if not delta_up > 0.0:
+            return best
+        a = math.hypot(r_norm, t_norm) / delta_up
+    else:
+        a = 0.0
     e = math.sqrt(2.0) * b + a
     if not e < 0.5:
-        return math.inf
+        return best
     turn = math.sqrt(2.0) * b + math.sqrt(2.0) * e / (1.0 - e)
-    return (top * turn + t_norm) * (1.0 + 8.0 * u)
+    return min(best, (top * turn + t_norm) * (1.0 + 8.0 * u))
 
 
 def svd_of_product(L: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
