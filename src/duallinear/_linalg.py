@@ -493,7 +493,7 @@ def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
     columns ``U_2`` (orthogonal to ``U_1``) lie within ``e = sqrt(2) b + a`` of the block, so
     ``P`` = (the leading ``lo``) + (the span of ``U_2`` projected on the block) is within
     ``sqrt(2) b + sqrt(2) e / (1 - e)`` of ``U U^T`` in Frobenius norm. When the block's
-    values are too small for its lower edge (a rank below k at rounding level), the columns
+    values are too small for the gap below it (a rank below k at rounding level), the columns
     above the block are compared as above and the rest of both matrices is bounded by its
     size: ``||sv[lo:k]|| + sqrt(k - lo) sigma_lo``.
 
@@ -547,7 +547,7 @@ def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
         if not delta_lo > 0.0:
             return math.inf
         b = math.hypot(r_lo, t_lo) / delta_lo
-    # Without the lower edge's help inside the block: the leading lo as above (the untied
+    # Without the gap below the block: the leading lo as above (the untied
     # argument for the first lo columns), and the rest of both matrices bounded by its size:
     # ||P_Z B||_F <= sqrt(k - lo) sigma_lo for any (k - lo)-dimensional Z in the block.
     rest = float(np.sqrt(np.dot(sk[lo:], sk[lo:])))
