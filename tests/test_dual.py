@@ -512,22 +512,17 @@ def test_start_candidate_scaled_on_its_bound_is_inside_the_ball(dH, r, c, log_s,
                                                                 seed) -> None:
     # The refinement's start candidate (rho P Q^T) / s is scaled into the ball on
     # structured_norm, in place, by the same factor as make_feasible (its rounding
-    # included), and then certified as inside: it must be, in exact arithmetic.
-    from duallinear._dr.refine import structured_norm
-    from duallinear._reduced import ball_factor
+    # included), and then certified as inside with the bound returned: in exact arithmetic
+    # it must be inside, and below that bound.
+    from duallinear._dr.refine import start_candidate
 
     rng = np.random.default_rng(seed)
     P, Q = rng.standard_normal((dH, c)), rng.standard_normal((r, c))  # (not orthonormal)
     s = 10.0 ** rng.uniform(log_s, 0.0, r)
     rho = 10.0**log_rho
-    G = P @ Q.T
-    G *= rho
-    G /= s
-    bound = structured_norm(P, Q, rho)
-    if bound > rho:
-        G *= ball_factor(rho, bound, G.shape)
+    G, bound = start_candidate(P, Q, rho, s)
     mp, norm_sq = _exact_norm_sq_of_scaled(G, s)
-    assert norm_sq <= mp.mpf(rho) ** 2
+    assert norm_sq <= mp.mpf(rho) ** 2 and norm_sq <= mp.mpf(bound) ** 2
 
 
 def _exact_op_norm(Z: np.ndarray, column_scale: np.ndarray | None = None) -> float:

@@ -35,7 +35,7 @@ from .outcome import Best, met
 from .settings import DRSettings
 
 __all__ = ["Held", "Refinement", "candidate_norm", "projected_primal", "refine", "revisit",
-           "structured_norm"]
+           "start_candidate", "structured_norm"]
 
 #: ``certify(Gamma) -> (feasible Gamma, lower, upper)``; also called as
 #: ``certify(Gamma, norm=bound)`` with an upper bound on ``||Gamma diag(s)||_op``.
@@ -267,16 +267,7 @@ def _descend(red: Reduced, search: _Search, x: np.ndarray, Gamma: np.ndarray | N
         if GS is None:
             # W = 0: the norm of the candidate in the ball is bounded through P and Q (no
             # decomposition of the candidate).
-            # (Formed and scaled into the ball in place: one iterate-sized array; the same
-            # operations as make_feasible's, so the same numbers.)
-            P, Q = P[:, :rank], Qt[:rank].T
-            G = P @ Q.T
-            G *= rho
-            G /= s
-            bound = structured_norm(P, Q, rho)
-            if bound > rho:
-                G *= ball_factor(rho, bound, G.shape)
-                bound = rho
+            G, bound = start_candidate(P[:, :rank], Qt[:rank].T, rho, s)
             best, route = _take(Best.of(certify(G, norm=bound), red), "rank_k", best, route)
         elif rank == k and m[-1] >= settings.refine_drop * m[0]:
             held = Held(red, search, x, P[:, :k], m[:k], Qt[:k])
@@ -313,6 +304,22 @@ def _descend(red: Reduced, search: _Search, x: np.ndarray, Gamma: np.ndarray | N
     if best is None:
         return None
     return Refinement(best, nfev, route, None if met(best.gap, tol) else held)
+
+
+def start_candidate(P: np.ndarray, Q: np.ndarray, rho: float, s: np.ndarray
+                    ) -> tuple[np.ndarray, float]:
+    """The candidate ``Gamma = (rho P Q^T) / s`` of a refinement from zero, in the ball, and an
+    upper bound on its ``||Gamma diag(s)||_op``: scaled on :func:`structured_norm` by
+    :func:`~duallinear._reduced.ball_factor` (the scaling's rounding included) when that
+    exceeds ``rho``. Formed and scaled in place: one iterate-sized array."""
+    G = P @ Q.T
+    G *= rho
+    G /= s
+    bound = structured_norm(P, Q, rho)
+    if bound > rho:
+        G *= ball_factor(rho, bound, G.shape)
+        bound = rho
+    return G, bound
 
 
 def _certify_candidate(red: Reduced, certify: Certify, tol: float, G: np.ndarray,
