@@ -10,8 +10,8 @@ import scipy.linalg
 
 __all__ = ["frobenius", "svd", "svdvals", "svd_driver", "SVDFailure", "LeadingSVD",
            "spectral_scale", "ritz_norm",
-           "gram_spectral_change", "higham_gamma", "leading_by_gram", "largest_by_gram",
-           "svd_of_product",
+           "gram_spectral_change", "higham_gamma", "scaling_slack", "sv_allowance",
+           "leading_by_gram", "largest_by_gram", "svd_of_product",
            "top_triplets", "truncation_error", "svd_backward_error", "SVD_BACKWARD"]
 
 
@@ -152,6 +152,19 @@ def frobenius_sq_error(size: int) -> float:
 
 #: ``u = eps / 2``, the unit roundoff of float64.
 UNIT_ROUNDOFF = 0.5 * float(np.finfo(np.float64).eps)
+
+
+def sv_allowance(shape: tuple[int, ...]) -> float:
+    """``4 n u`` (``n`` the smaller dimension): the relative error allowed for a singular value
+    LAPACK computes (of the largest, for every one of them)."""
+    return 4.0 * min(shape) * UNIT_ROUNDOFF
+
+
+def scaling_slack(shape: tuple[int, ...]) -> float:
+    """``(sqrt(n) + 2) u``: the relative rise of ``||Z diag(s)||_op`` that rounding a scaling
+    (or a column scaling) of every entry of ``Z`` can cause, plus the rounding of the
+    factor (``u ||Z||_F <= sqrt(n) u ||Z||_op``, ``n`` the smaller dimension)."""
+    return (math.sqrt(min(shape)) + 2.0) * UNIT_ROUNDOFF
 
 
 def higham_gamma(n: int) -> float:
@@ -510,7 +523,7 @@ def truncation_error(Uk: np.ndarray, sv: np.ndarray, Vtk: np.ndarray,
         return 0.0
     u, sk = UNIT_ROUNDOFF, sv[:k]
     shape = (Uk.shape[0], Vtk.shape[1])
-    allowance = 4.0 * min(shape) * u * float(sv[0])
+    allowance = sv_allowance(shape) * float(sv[0])
     lo = 0 if block is None else block[0]
     if B is None:
         r_norm = t_norm = r_lo = t_lo = svd_backward_error(shape, float(np.sqrt(np.dot(sv, sv))))

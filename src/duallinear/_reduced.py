@@ -25,7 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from ._linalg import UNIT_ROUNDOFF, LeadingSVD, frobenius, svd, svdvals, truncation_error
+from ._linalg import (
+    UNIT_ROUNDOFF,
+    LeadingSVD,
+    frobenius,
+    scaling_slack,
+    sv_allowance,
+    svd,
+    svdvals,
+    truncation_error,
+)
 
 __all__ = [
     "GAP_FLOOR",
@@ -133,8 +142,7 @@ def ball_factor(rho: float, norm: float, shape: tuple[int, ...]) -> float:
     """The factor that scales a float matrix of ``shape`` whose ``||. diag(s)||_op`` is at
     most ``norm`` (``> rho``) into the ball of radius ``rho``, rounding of the product
     included: ``rho / (norm (1 + (sqrt(n) + 2) u))``, ``n`` the smaller dimension."""
-    slack = (math.sqrt(min(shape)) + 2.0) * UNIT_ROUNDOFF
-    return rho / (norm * (1.0 + slack))
+    return rho / (norm * (1.0 + scaling_slack(shape)))
 
 
 def scaled_norm_bound(Gamma: np.ndarray, s: np.ndarray) -> float:
@@ -143,8 +151,7 @@ def scaled_norm_bound(Gamma: np.ndarray, s: np.ndarray) -> float:
     ``sqrt(n) u`` of the norm, ``n`` the smaller dimension)."""
     if not Gamma.size:
         return 0.0
-    slack = (math.sqrt(min(Gamma.shape)) + 2.0) * UNIT_ROUNDOFF
-    return op_norm_bound(Gamma * s) * (1.0 + slack)
+    return op_norm_bound(Gamma * s) * (1.0 + scaling_slack(Gamma.shape))
 
 
 def op_norm_bound(Z: np.ndarray) -> float:
@@ -154,7 +161,7 @@ def op_norm_bound(Z: np.ndarray) -> float:
     :func:`~duallinear._dr.refine.structured_norm`."""
     if not Z.size:
         return 0.0
-    return op_norm(Z) * (1.0 + 4.0 * min(Z.shape) * UNIT_ROUNDOFF)
+    return op_norm(Z) * (1.0 + sv_allowance(Z.shape))
 
 
 #: From this many entries on, ``Gamma`` is remembered by a digest rather than a copy, and
@@ -469,35 +476,36 @@ class Reduced:
         # the distance to the nearest such truncation (Wedin at both edges of the block).
         # (Residuals computed only for kept leading triplets: LAPACK's are bounded a priori.)
         leading = U.shape[1] < min(A.shape)
-        e_n = truncation_error(U[:, :k], sv, Vt[:k], A - Gamma if leading else None)
-        u = UNIT_ROUNDOFF
+        allow = sv_allowance(A.shape)
         # Vector-free bounds for the exact truncation N_x: ||M_x|| <= sigma_1 / s_r and
         # ||N_x - A||_F = ||Gamma + (B - N_x)||_F <= ||Gamma||_F + sqrt(tail).
-        m_free = float(sv[0]) / float(s[-1]) * (1.0 + 4.0 * min(A.shape) * u)
+        m_free = float(sv[0]) / float(s[-1]) * (1.0 + allow)
         fit_free = math.hypot(frobenius(Gamma) + math.sqrt(tail_sq(sv, k)),
-                              math.sqrt(self.residual_sq)) * (1.0 + 8.0 * u)
+                              math.sqrt(self.residual_sq)) * (1.0 + 8.0 * UNIT_ROUNDOFF)
 
-        def shifts(e_n: float) -> tuple[float, float]:
+        def shifts(block: tuple[int, int] | None = None) -> tuple[float, float]:
             """``first`` (|<M^T R, Delta>| <= ||M||_2 ||R||_F ||Delta||_F, for M and for the
             exact truncation's map) and what the pair with M leaves uncancelled,
-            ``||M_x^T R_x - M^T R||_F <= ||M_x - M|| ||R_x|| + ||M|| ||R_x - R||``, times eps."""
+            ``||M_x^T R_x - M^T R||_F <= ||M_x - M|| ||R_x|| + ||M|| ||R_x - R||``, times eps,
+            for ``e_n`` the triplets' distance from the truncation (turning in ``block``)."""
+            e_n = truncation_error(U[:, :k], sv, Vt[:k], A - Gamma if leading else None, block)
             if not math.isfinite(e_n):
                 # No gap to apply Wedin at: ||N_x - N||_F <= ||N_x||_F + ||N||_F <= 2 ||B||_F.
-                e_n = 2.0 * float(np.sqrt(np.dot(sv, sv))) * (1.0 + 4.0 * min(A.shape) * u)
+                e_n = 2.0 * float(np.sqrt(np.dot(sv, sv))) * (1.0 + allow)
             e_m = e_n / float(s[-1])
             m_x, fit_x = min(m + e_m, m_free), min(fit + e_n, fit_free)
             return max(m * fit, m_x * fit_x) * eps, (e_m * fit_x + m * e_n) * eps
 
-        first, turn = shifts(e_n)
         primal_second = 0.5 * (m * eps) ** 2  # 1/2 ||M Delta||^2
         if gap <= 2.0 * eps:
-            return Rounding(first, float("inf"), primal_second, M)
+            return Rounding(shifts()[0], float("inf"), primal_second, M)
         tau = eps / gap
         kappa, coef = _basis_sensitivity(A, Gamma, s, self.s_next, eps, float(np.sqrt(
             self.residual_sq)))
         top = float(np.sqrt(np.dot(sv[:k], sv[:k])))
         drop = self._dropped_cost(top)
         if k >= sv.size:  # ||.||_(k) is the Frobenius norm: a quadratic, smooth
+            first, turn = shifts()
             return Rounding(first, top * kappa * tau + 0.5 * kappa**2 + drop + turn,
                             primal_second, M)
         # The block of singular values of A - Gamma within 2 kappa of sigma_k: a tie there
@@ -522,9 +530,8 @@ class Reduced:
             # the leading k: (2 sigma_i - 2 sigma_j) / (sigma_i - sigma_j) = 2, however close).
             edges = [float(sv[k - 1] - sv[k])]
         split = min(edges) if edges else np.inf
-        if hi >= k:  # tied across k: the distance to the nearest truncation in the block
-            first, turn = shifts(truncation_error(U[:, :k], sv, Vt[:k],
-                                                  A - Gamma if leading else None, (lo, hi)))
+        # Tied across k: the distance to the nearest truncation that turns in the block.
+        first, turn = shifts((lo, hi) if hi >= k else None)
         if kappa >= 0.25 * split:  # a change beyond the gap around the block: no cancellation
             return Rounding(first, 2.0 * top * kappa + 0.5 * kappa**2 + drop + turn,
                             primal_second, M)

@@ -26,6 +26,7 @@ from .._linalg import (
     frobenius_sq_error,
     higham_gamma,
     ritz_norm,
+    scaling_slack,
     svd,
     svd_of_product,
     svdvals,
@@ -338,7 +339,7 @@ def _certify_candidate(red: Reduced, certify: Certify, tol: float, G: np.ndarray
         return Best.of(certify(G), red)
     rho = red.rho
     bound = candidate_norm(W, P, Q, rho,
-                           rho * (1.0 + (math.sqrt(min(W.shape)) + 2.0) * UNIT_ROUNDOFF))
+                           rho * (1.0 + scaling_slack(W.shape)))
     if not math.isfinite(bound):
         return Best.of(certify(G), red)
     point = Best.of(certify(G, norm=bound), red)
