@@ -576,6 +576,43 @@ def test_candidate_norm_bounds_the_exact_norm_in_the_ball(dH, r, c, log_s, log_r
         assert bound <= max(w_norm, rho) * (1 + 1e-10) + 1e-300
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_certify_in_a_basis_keeps_the_exact_lower_bound_and_prices_its_own_matrix(
+        seed: int, exact: bool) -> None:
+    # Reduced.certify(basis=...): the dual value is the one every route computes (LAPACK's
+    # values of A - Gamma), and the upper bound is the objective of the rank-k matrix built
+    # in the basis, whatever the basis (the exact leading subspaces: the usual truncation's
+    # objective; a random one: a worse but valid matrix, priced independently here).
+    from duallinear._reduced import Reduced, make_feasible
+
+    rng = np.random.default_rng(seed)
+    d, n, k = 9, 12, 3
+    problem = dl.DeepLinearProblem(rng.standard_normal((d, n)), rng.standard_normal((d, n)),
+                                   (k,), 0.3)
+    red = Reduced.of(problem)
+    Gamma = make_feasible(rng.standard_normal(red.A.shape), red.s, red.rho)
+    _, lower, upper = red.certify(Gamma)
+    B = red.A - Gamma
+    U, _, Vt = np.linalg.svd(B)
+    if exact:
+        left, right = U[:, :k], Vt[:k].T
+    else:
+        left = np.linalg.qr(rng.standard_normal((red.A.shape[0], k)))[0]
+        right = np.linalg.qr(rng.standard_normal((red.A.shape[1], k)))[0]
+    _, lower_b, upper_b = red.certify(Gamma, basis=(left, right))
+    assert lower_b == pytest.approx(lower, rel=1e-13, abs=1e-15)
+    sv = np.linalg.svd(B, compute_uv=False)
+    # (The matrix priced: the core's vectors with A - Gamma's leading values.)
+    Uc, _, Vct = np.linalg.svd(left.T @ B @ right)
+    N = ((left @ Uc) * sv[:k]) @ (Vct @ right.T)
+    value = (0.5 * np.sum((N - red.A) ** 2) + 0.5 * red.residual_sq
+             + red.rho * np.sum(np.linalg.svd(N / red.s, compute_uv=False)))
+    assert upper_b == pytest.approx(min(value, red.zero_value), rel=1e-12)
+    if exact:
+        assert upper_b == pytest.approx(upper, rel=1e-12)
+
+
 def test_a_candidate_short_of_tol_by_the_bounds_slack_is_certified_with_the_exact_norm(
         ) -> None:
     # _certify_candidate: with the bound the candidate misses tol by less than the bound's

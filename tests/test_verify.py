@@ -259,3 +259,34 @@ def test_certificate_from_kept_leading_triplets_holds_exactly(monkeypatch) -> No
                                        dl.DRSettings(partial_svd=True, partial_min_dim=1))
     assert outcome == "certified"
     assert any(kept)  # the rounding bound saw leading triplets, not a full SVD
+
+
+def test_certificate_from_a_refined_points_subspaces_holds_exactly(monkeypatch) -> None:
+    # A refinement's candidate is certified with its truncation taken in the refined rank-k
+    # point's subspaces (LAPACK's values, no vectors of A - Gamma), and the rounding bound
+    # allows for their distance from the exact truncation (their residuals are the
+    # refinement's stationarity): checked against the oracle on the original X and Y, on
+    # cond(X) = 1e3 where the rounding terms are not negligible.
+    from duallinear._reduced import Reduced
+
+    routes = []
+    certify = Reduced.certify
+
+    def spy(self, Gamma, norm=None, basis=None):
+        out = certify(self, Gamma, norm, basis)
+        routes.append((basis is not None, self.gap(out[2], out[1])))
+        return out
+
+    monkeypatch.setattr(Reduced, "certify", spy)
+    rng = np.random.default_rng(1)
+    d = 60
+    Q1 = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    X = (Q1 * np.logspace(0, -3, d)) @ Q2.T * np.sqrt(d)
+    Y = rng.standard_normal((d, d))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dl.ConditioningWarning)
+        problem = dl.DeepLinearProblem(X, Y, (d // 5, d // 5), 0.3 * np.sqrt(d) / 3)
+    assert check_against_the_oracle(problem, X, Y) == "certified"
+    # (The certificate that met tol came from the refined point's subspaces.)
+    assert routes and routes[-1][0] and routes[-1][1] <= 1e-10, routes

@@ -319,11 +319,27 @@ class Reduced:
         """:func:`relative_gap` in these units."""
         return relative_gap(upper, lower, self.zero_value)
 
-    def certify(self, Gamma: np.ndarray, norm: float | None = None
+    def certify(self, Gamma: np.ndarray, norm: float | None = None,
+                basis: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, float, float]:
         """Feasible version of ``Gamma``, its dual value and the recovered primal value
-        (``norm``: an upper bound on ``||Gamma diag(s)||_op`` if the caller has one)."""
+        (``norm``: an upper bound on ``||Gamma diag(s)||_op`` if the caller has one).
+
+        ``basis``: orthonormal ``(left, right)`` (``dH x k``, ``r x k``) believed to span the
+        leading singular subspaces of ``A - Gamma`` (a refined rank-k point's). The truncation
+        is then taken in them (the SVD of ``left^T (A - Gamma) right``) with LAPACK's values
+        of ``A - Gamma`` (no vectors): about half a full SVD. The lower bound is exact as
+        always; the upper bound is the objective of the rank-k matrix so built, valid
+        whatever the basis, and :meth:`rounding` bounds its distance from the exact
+        truncation through its residuals, as for :meth:`certify_leading`."""
         Gamma = make_feasible(Gamma, self.s, self.rho, norm)
+        if basis is not None and self.A.size and 0 < self.k < min(self.A.shape):
+            left, right = basis
+            B = self.A - Gamma
+            Uc, _, Vct = svd(left.T @ B @ right)
+            sv = svdvals(B)
+            del B
+            return self._certify_triplets(Gamma, (left @ Uc, sv[:self.k], Vct @ right.T), sv)
         if self.A.size == 0:
             lower = upper = 0.5 * self.residual_sq
         else:
@@ -369,13 +385,21 @@ class Reduced:
             # rounding bound at this point (one decomposition instead of three).
             U, sv, Vt = self.remember(Gamma, svd(B))
             triplets = U[:, :self.k], sv[:self.k], Vt[:self.k]
-        else:
-            sv = svdvals(B)
-            del B  # (before the values: one iterate-sized array fewer at the peak)
-            # The leading vectors with LAPACK's values (not the Ritz values): the rank-k
-            # matrix of the upper bound is then the one the rounding bound sees, kept with
-            # every value (it bounds how far that matrix is from the exact truncation).
-            triplets = top[0][:, :self.k], sv[:self.k], top[2][:self.k]
+            return self._certify_triplets(Gamma, triplets, sv, remember=False)
+        sv = svdvals(B)
+        del B  # (before the values: one iterate-sized array fewer at the peak)
+        return self._certify_triplets(Gamma, (top[0][:, :self.k], sv[:self.k],
+                                              top[2][:self.k]), sv)
+
+    def _certify_triplets(self, Gamma: np.ndarray,
+                          triplets: tuple[np.ndarray, np.ndarray, np.ndarray], sv: np.ndarray,
+                          remember: bool = True) -> tuple[np.ndarray, float, float]:
+        """The certificate at the feasible ``Gamma`` from every singular value ``sv`` of
+        ``A - Gamma`` (LAPACK's) and k triplets of a rank-k matrix near its truncation
+        (leading vectors with LAPACK's values, not Ritz values: the rank-k matrix of the
+        upper bound is then the one the rounding bound sees, kept with every value, which
+        bounds how far that matrix is from the exact truncation)."""
+        if remember:
             self.remember(Gamma, (triplets[0], sv, triplets[2]))
         lower = dual_value(self.A, Gamma, self.residual_sq, tail_sq(sv, self.k))
         upper = truncation_value(self.A, *triplets, self.s, self.rho, self.residual_sq)

@@ -157,11 +157,14 @@ class _Certifier:
             self.lead_norm = largest(1e-10)
             self.lead_free = largest(1e-13)  # the refinement's free block (`free_norm`)
 
-    def __call__(self, Gamma: np.ndarray, norm: float | None = None
+    def __call__(self, Gamma: np.ndarray, norm: float | None = None,
+                 basis: tuple[np.ndarray, np.ndarray] | None = None
                  ) -> tuple[np.ndarray, float, float]:
+        """The certificate at ``Gamma`` (see :meth:`Reduced.certify`; ``basis`` is not used
+        with leading triplets, whose own subspace iteration is warm)."""
         red = self.red
         return (red.certify_leading(Gamma, self.lead, norm) if self.partial
-                else red.certify(Gamma, norm))
+                else red.certify(Gamma, norm, basis))
 
     def check(self, Gamma: np.ndarray) -> Best:
         """Exact certificate; with leading triplets, only once their estimate meets tol (and

@@ -71,7 +71,9 @@ def refine(red: Reduced, Gamma: np.ndarray, top_k: Callable, certify: Certify, t
        keep the truncation of ``A - Gamma`` on ``N``. From ``Gamma = 0`` (the truncation of
        A) ``W = 0``, and the candidate's norm in the ball is bounded through ``P`` and ``Q``
        (:func:`structured_norm`) instead of being computed from all its singular values.
-    4. The new point is certified exactly (``certify``), like any other.
+    4. The new point is certified exactly (``certify``), like any other; at rank k with its
+       truncation taken in the subspaces of ``N = M diag(s)`` (LAPACK's values of
+       ``A - Gamma``, no vectors: :meth:`~duallinear._reduced.Reduced.certify`).
 
     When the certificate fails with ``M`` of rank k, the usual cause is step 3, not ``M``
     (measured: the failed attempts at the 2nd iterate of three d = 200 instances had the
@@ -119,7 +121,7 @@ def revisit(red: Reduced, held: Held, Gamma: np.ndarray, certify: Certify, tol: 
     # gradient-only steps after it (DRSettings.refine_revisit_polish).
     return _descend(red, held.search, held.x, Gamma, certify, tol, settings, norm,
                     ready[0][1], settings.refine_ftol[-1:], settings.refine_revisit_polish,
-                    bounds=bounds or free_norm is None)
+                    bounds=bounds or free_norm is None, ready=ready[0][2])
 
 
 #: Block size and power steps of the Ritz estimate that scales ``T`` (it only shapes a free
@@ -167,14 +169,23 @@ class Held:
         self.search, self.x, self.P, self.Q = search, x, P, Qt.T
         self._m, self._red = m, red
         self._parts: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
+        self._right: np.ndarray | None = None
         # A block for the Ritz estimates of ||T||, warm from one estimate to the next.
         self._block = np.random.default_rng(0).standard_normal((red.A.shape[1], _RITZ_BLOCK))
         self._WT: tuple[np.ndarray, np.ndarray] | None = None  # (Gamma, its W_T)
+        self._WG: tuple[np.ndarray, np.ndarray] | None = None  # (Gamma, its W_G)
 
     def _estimate(self, Z: np.ndarray) -> float:
         """``||Z||_op`` from below (Ritz value), warm-started from the previous estimate."""
         value, self._block = ritz_norm(Z, self._block, _RITZ_STEPS)
         return value
+
+    @property
+    def right(self) -> np.ndarray:
+        """An orthonormal basis of ``N``'s row space (the range of ``diag(s) Q``)."""
+        if self._right is None:
+            self._right = np.linalg.qr(self.Q * self._red.s[:, None])[0]
+        return self._right
 
     def parts(self) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         """``(N, sigma_k(N), E, basis of N's row space)``, formed on first use (the first
@@ -184,7 +195,7 @@ class Held:
             N = (self.P * self._m) @ (Qt * s)
             sigma = float(svdvals(self._m[:, None] * (Qt * s))[-1])
             E = self._orthogonal((self._red.A - N) * s)
-            self._parts = N, sigma, E, np.linalg.qr(self.Q * s[:, None])[0]
+            self._parts = N, sigma, E, self.right
         return self._parts
 
     def _orthogonal(self, Z: np.ndarray, right: np.ndarray | None = None) -> np.ndarray:
@@ -195,12 +206,15 @@ class Held:
                    WG: np.ndarray | None = None) -> np.ndarray:
         """The free block ``lam W_G + (1 - lam) W_T`` from ``Gamma``, scaled into the ball:
         ``W_G`` is the block of ``Gamma diag(s)`` (scaled into the ball; passed in when
-        known) and ``W_T`` the one that ``T``, taken from ``A - Gamma - N`` (scaled to
-        ``||T|| <= sigma_k(N)`` on a Ritz estimate: it only shapes the block), gives."""
+        known, else kept for the next call with the same ``Gamma``) and ``W_T`` the one
+        that ``T``, taken from ``A - Gamma - N`` (scaled to ``||T|| <= sigma_k(N)`` on a
+        Ritz estimate: it only shapes the block), gives."""
         rho, s = red.rho, red.s
         tiny = np.finfo(np.float64).tiny
         if WG is None:
-            WG = _into_ball(self._orthogonal(Gamma * s), rho, norm)
+            if self._WG is None or self._WG[0] is not Gamma:
+                self._WG = Gamma, _into_ball(self._orthogonal(Gamma * s), rho, norm)
+            WG = self._WG[1]
         if lam == 1.0:
             return WG
         N, sigma, E, right = self.parts()
@@ -236,17 +250,19 @@ class Held:
 
 def _descend(red: Reduced, search: _Search, x: np.ndarray, Gamma: np.ndarray | None,
              certify: Certify, tol: float, settings: DRSettings, norm: Callable,
-             first: float, stages: tuple[float, ...], polish: int = 0, bounds: bool = False
-             ) -> Refinement | None:
+             first: float, stages: tuple[float, ...], polish: int = 0, bounds: bool = False,
+             ready: np.ndarray | None = None) -> Refinement | None:
     """Steps 2-4 of :func:`refine` from the point ``x`` (``Gamma`` None: from zero), L-BFGS
-    stopping on the relative decreases ``stages`` in turn; at rank k the free block of mix
-    ``first`` is certified, then the other ready ones (see :class:`Held`). ``bounds``:
+    stopping on the relative decreases ``stages`` in turn; at rank k the free block
+    ``ready`` (a held point's, found ready: see :func:`revisit`) is certified first, then
+    the block of mix ``first``, then the other ready ones (see :class:`Held`). ``bounds``:
     ``norm`` is an upper bound on ``||W||_op`` (see :func:`_certify_candidate`)."""
     s, rho, k = red.s, red.rho, red.k
     fun, left, scale = search
 
-    def candidate(W: np.ndarray, P: np.ndarray, Q: np.ndarray, G: np.ndarray) -> Best:
-        return _certify_candidate(red, certify, tol, G, W, P, Q, bounds)
+    def candidate(W: np.ndarray, P: np.ndarray, Q: np.ndarray, G: np.ndarray,
+                  right: np.ndarray | None = None) -> Best:
+        return _certify_candidate(red, certify, tol, G, W, P, Q, bounds, right)
 
     GS = None if Gamma is None else Gamma * s
     best: Best | None = None
@@ -273,14 +289,23 @@ def _descend(red: Reduced, search: _Search, x: np.ndarray, Gamma: np.ndarray | N
         elif rank == k and m[-1] >= settings.refine_drop * m[0]:
             held = Held(red, search, x, P[:, :k], m[:k], Qt[:k])
             base = rho * (held.P @ held.Q.T)
-            W = held.free_block(red, Gamma, norm, first)
-            best, route = _take(candidate(W, held.P, held.Q, (W + base) / s), "rank_k", best,
-                                route)
+            blocks = [] if ready is None else [ready]
+            blocks.append(None)  # (the block of mix `first` at this M)
+            for W in blocks:
+                # The ready block of the held M, orthogonal to this M instead (the dual
+                # value is stationary in the free block: a move of order delta in M costs
+                # order delta^2 there), saves forming the block again; else mix `first`.
+                W = (held.free_block(red, Gamma, norm, first) if W is None
+                     else _into_ball(held._orthogonal(W), rho, norm))
+                best, route = _take(candidate(W, held.P, held.Q, (W + base) / s,
+                                              held.right), "rank_k", best, route)
+                if met(best.gap, tol):
+                    break
             if not met(best.gap, tol):
                 others = tuple(mix for mix in settings.refine_mix if mix != first)
                 for _ratio, _mix, W in held.ready_blocks(red, Gamma, norm, settings, others):
-                    best, route = _take(candidate(W, held.P, held.Q, (W + base) / s),
-                                        "rank_k", best, route)
+                    best, route = _take(candidate(W, held.P, held.Q, (W + base) / s,
+                                                  held.right), "rank_k", best, route)
                     if met(best.gap, tol):
                         break
         else:
@@ -324,7 +349,8 @@ def start_candidate(P: np.ndarray, Q: np.ndarray, rho: float, s: np.ndarray
 
 
 def _certify_candidate(red: Reduced, certify: Certify, tol: float, G: np.ndarray,
-                       W: np.ndarray, P: np.ndarray, Q: np.ndarray, bounds: bool) -> Best:
+                       W: np.ndarray, P: np.ndarray, Q: np.ndarray, bounds: bool,
+                       right: np.ndarray | None = None) -> Best:
     """The certificate of the candidate ``G = (W + rho P Q^T) / s`` (as formed in floats).
 
     With ``bounds`` (``W`` was scaled into the ball on an upper bound of its norm), its norm
@@ -334,19 +360,26 @@ def _certify_candidate(red: Reduced, certify: Certify, tol: float, G: np.ndarray
     objective (``<G diag(s), M> <= rho ||M||_*``); a candidate that misses ``tol`` by no more
     than that is certified again with the exact norm. ``W`` came out of the ball's scaling,
     so ``||W||_op <= rho (1 + (sqrt(min(dH, r)) + 2) eps)`` (the scaling's rounding, bounded
-    in Frobenius norm)."""
+    in Frobenius norm). ``right``: an orthonormal basis of the row space of ``M diag(s)``,
+    when the candidate's truncation is meant to be ``M diag(s)`` (a held point): the
+    certificate then takes its truncation in ``(P, right)`` (:meth:`Reduced.certify`)."""
+    extra = {} if right is None else {"basis": (P, right)}
+
+    def at(norm: float | None = None) -> Best:
+        return Best.of(certify(G, norm=norm, **extra), red)
+
     if not bounds:
-        return Best.of(certify(G), red)
+        return at()
     rho = red.rho
     bound = candidate_norm(W, P, Q, rho,
                            rho * (1.0 + scaling_slack(W.shape)))
     if not math.isfinite(bound):
-        return Best.of(certify(G), red)
-    point = Best.of(certify(G, norm=bound), red)
+        return at()
+    point = at(bound)
     if not met(point.gap, tol) and bound > rho:
         excess = 2.0 * (bound / rho - 1.0) * abs(point.upper)
         if met(red.gap(point.upper, point.lower + excess), tol):
-            point = Best.of(certify(G), red)  # (the exact norm may certify it)
+            point = at()  # (the exact norm may certify it)
     return point
 
 
