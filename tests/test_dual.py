@@ -1061,3 +1061,28 @@ def test_held_point_ready_block_gives_a_dual_point_truncating_to_it(monkeypatch)
     separation = sigma * (1 - ratio)
     bound = 2 * coupling / separation * np.linalg.norm(N, 2) + coupling
     assert np.linalg.norm(top - N) <= bound
+
+
+def test_regression_a_near_ready_block_tries_the_second_weight(monkeypatch) -> None:
+    # d = 100 square seed 2: at the 2nd iterate the free block of weight 0.75 misses ready by
+    # under refine_near while weight 0.9 is ready; testing it too certifies there instead of
+    # at the 3rd iterate (found measuring issue 15's target 1).
+    from duallinear._dr.refine import Held
+
+    found = []
+    ready_blocks = Held.ready_blocks
+
+    def spy(self, *args, **kwargs):
+        out = ready_blocks(self, *args, **kwargs)
+        found.extend(mix for _ratio, mix, _W in out)
+        return out
+
+    monkeypatch.setattr(Held, "ready_blocks", spy)
+    problem = _gaussian_benchmark_problem(100, 2)
+    near = dl.solve_dual(problem)
+    assert near.converged and near.iterations == 2, near.message
+    assert found == [dl.DRSettings().refine_near_mix]
+    found.clear()
+    alone = dl.solve_dual(problem, settings=dl.DRSettings(refine_near=0.0))
+    assert alone.converged and alone.iterations == 3, alone.message
+    assert dl.DRSettings().refine_near_mix not in found

@@ -234,16 +234,23 @@ class Held:
         if not mixes:
             return []
         N, sigma, E, right = self.parts()
-        bound = (1.0 - settings.refine_ready) * sigma
+        bound = 1.0 - settings.refine_ready
         WG = self.free_block(red, Gamma, norm, 1.0)
-        ready = []
-        for lam in mixes:
+        ready, closest = [], math.inf
+        queue = list(mixes)
+        while queue:
+            lam = queue.pop(0)
             # (A filter on Ritz estimates first refused almost none: the top of ||T|| is a
             # cluster on Gaussian X.)
             W = self.free_block(red, Gamma, norm, lam, WG)
             ratio = norm((E - W) / red.s) / sigma
-            if ratio * sigma <= bound:
+            if ratio <= bound:
                 ready.append((ratio, lam, W))
+            closest = min(closest, ratio)
+            near = settings.refine_near_mix
+            if (not queue and not ready and near not in mixes and lam != near
+                    and closest <= bound + settings.refine_near):
+                queue.append(near)  # (see DRSettings.refine_near)
         ready.sort(key=lambda entry: entry[0])
         return ready
 
