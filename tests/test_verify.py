@@ -240,9 +240,9 @@ def test_certificate_from_kept_leading_triplets_holds_exactly(monkeypatch) -> No
     kept = []
     remember = Reduced.remember
 
-    def spy(self, Gamma, factors):
+    def spy(self, Gamma, factors, *args):
         kept.append(factors[0].shape[1] < min(self.A.shape))
-        return remember(self, Gamma, factors)
+        return remember(self, Gamma, factors, *args)
 
     monkeypatch.setattr(Reduced, "remember", spy)
     rng = np.random.default_rng(0)
