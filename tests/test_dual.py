@@ -678,6 +678,30 @@ def test_largest_by_gram_bound_is_above_the_exact_norm(m, n, log_scale, log_cond
     assert largest_by_gram(np.zeros((m, n)), bound=True) == 0.0
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.floats(-100.0, 100.0), st.floats(0.0, 8.0),
+       st.floats(-1e-3, 1e-3), st.integers(0, 10**6))
+def test_gram_norm_below_decides_the_norm_against_a_level(m, n, log_scale, log_cond, shift,
+                                                          seed) -> None:
+    # The readiness filter (Held.ready_blocks) decides ||T||_op < level by a Cholesky
+    # factorisation instead of a norm: right wherever the level is not within 1e-9 of it,
+    # clustered top values (a repeated largest value) included.
+    from duallinear._linalg import gram_norm_below, smaller_gram
+
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    k = min(m, n)
+    sv = np.sort(10.0 ** rng.uniform(-log_cond, 0.0, k))[::-1]
+    sv[: max(1, k // 2)] = 1.0
+    Z = 10.0**log_scale * ((U[:, :k] * sv) @ V[:, :k].T)
+    top = _exact_op_norm(Z)
+    level = top * (1.0 + shift)
+    if abs(shift) > 1e-9:
+        assert gram_norm_below(smaller_gram(Z), level) == (shift > 0)
+    assert not gram_norm_below(smaller_gram(Z), 0.0)
+
+
 @pytest.mark.parametrize("partial", [False, True])
 def test_a_gap_at_k_certifies_from_the_truncation_of_a_before_any_iteration(partial) -> None:
     # Targets of rank k plus noise: A has a gap at k, and the refinement from Gamma = 0

@@ -421,6 +421,29 @@ def leading_by_gram(B: np.ndarray, k: int
     return (B @ Q) / sv, sv, Q.T
 
 
+def smaller_gram(Z: np.ndarray) -> np.ndarray | None:
+    """``Z Z^T`` or ``Z^T Z``, whichever is smaller; None when it overflows."""
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        G = Z @ Z.T if Z.shape[0] <= Z.shape[1] else Z.T @ Z
+    return G if np.all(np.isfinite(G)) else None
+
+
+def gram_norm_below(G: np.ndarray, level: float) -> bool:
+    """Whether ``||Z||_op < level`` for the ``Z`` whose smaller Gram matrix is ``G``
+    (:func:`smaller_gram`): a Cholesky factorisation of ``level^2 I - G`` succeeds exactly
+    when that matrix is positive definite (``n^3 / 3`` flops, about a tenth of
+    :func:`largest_by_gram` at 200 x 200). A decision, not a bound: the Gram product's
+    rounding (``gamma_l ||Z||_F^2``) and the factorisation's (``gamma_(n+1) level^2``) can
+    move it where ``||Z||_op`` is within about ``l ||Z||_F^2 / level^2`` eps (relative) of
+    ``level``, 1e-11 for a 200 x 200 matrix with its values near the level. For filters."""
+    if not G.size:
+        return level > 0.0
+    M = -G
+    M[np.diag_indices_from(M)] += level * level
+    _, info = scipy.linalg.lapack.dpotrf(M, lower=1, overwrite_a=1, clean=0)
+    return info == 0
+
+
 def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
     """An estimate of ``||Z||_op`` from the largest eigenvalue of the smaller Gram matrix
     (``syevr``, that value only): about 0.2 of a full SVD at 200 x 200, against 0.4 for every

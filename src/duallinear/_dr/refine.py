@@ -24,9 +24,11 @@ from .._linalg import (
     UNIT_ROUNDOFF,
     frobenius,
     frobenius_sq_error,
+    gram_norm_below,
     higham_gamma,
     ritz_norm,
     scaling_slack,
+    smaller_gram,
     svd,
     svd_of_product,
     svdvals,
@@ -227,32 +229,43 @@ class Held:
     def ready_blocks(self, red: Reduced, Gamma: np.ndarray, norm: Callable,
                      settings: DRSettings, mixes: tuple[float, ...]
                      ) -> list[tuple[float, float, np.ndarray]]:
-        """``(ratio, lam, W)`` for the ready free blocks among ``mixes``, smallest ratio
-        ``||T||_op / sigma_k(N)`` first (the certified gap grew about as the square of
-        ``1 / (1 - ratio)``: measured 1.2e-10 at 0.99945, 9e-12 at 0.99918), each ``W``
-        scaled into the ball on ``norm``."""
+        """``(ratio, lam, W)`` for the ready free blocks among ``mixes`` (and
+        ``settings.refine_near_mix`` when one came near: see ``DRSettings.refine_near``),
+        each ``W`` scaled into the ball on ``norm``; ``ratio = ||T||_op / sigma_k(N)``.
+
+        Readiness is decided by a Cholesky factorisation (:func:`gram_norm_below`), not a
+        norm: a filter with a margin of ``refine_ready``, decided to about 1e-11. Of a single
+        ready block ``ratio`` is then its bound ``1 - refine_ready``; of several, the norm
+        itself, smallest first."""
         if not mixes:
             return []
         N, sigma, E, right = self.parts()
-        bound = 1.0 - settings.refine_ready
+        bound = (1.0 - settings.refine_ready) * sigma
+        near_level = bound + settings.refine_near * sigma
         WG = self.free_block(red, Gamma, norm, 1.0)
-        ready, closest = [], math.inf
+        ready, came_near = [], False
         queue = list(mixes)
         while queue:
             lam = queue.pop(0)
             # (A filter on Ritz estimates first refused almost none: the top of ||T|| is a
             # cluster on Gaussian X.)
             W = self.free_block(red, Gamma, norm, lam, WG)
-            ratio = norm((E - W) / red.s) / sigma
-            if ratio <= bound:
-                ready.append((ratio, lam, W))
-            closest = min(closest, ratio)
+            T = (E - W) / red.s
+            G = smaller_gram(T)
+            if G is None:
+                continue
+            if gram_norm_below(G.copy(), bound):
+                ready.append((bound / sigma, lam, W, T))
+            elif not came_near:
+                came_near = gram_norm_below(G, near_level)
             near = settings.refine_near_mix
-            if (not queue and not ready and near not in mixes and lam != near
-                    and closest <= bound + settings.refine_near):
+            if (not queue and not ready and came_near and near not in mixes
+                    and lam != near):
                 queue.append(near)  # (see DRSettings.refine_near)
-        ready.sort(key=lambda entry: entry[0])
-        return ready
+        if len(ready) > 1:
+            ready = [(norm(T) / sigma, lam, W, T) for _r, lam, W, T in ready]
+            ready.sort(key=lambda entry: entry[0])
+        return [(ratio, lam, W) for ratio, lam, W, _T in ready]
 
 
 def _descend(red: Reduced, search: _Search, x: np.ndarray, Gamma: np.ndarray | None,
