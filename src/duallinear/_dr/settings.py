@@ -185,12 +185,15 @@ class DRSettings:
     refine_near: float = 5e-4
     refine_near_mix: float = 0.9
     refine_revisit: int = 4
-    #: Gradient-only steps (as ``refine_polish``) when a revisit resumes a held point: a
-    #: ready block keeps the k-th value of the truncation only 1e-4..1e-3 above the rest,
-    #: and the certified gap grows with the stationarity residual of ``M`` over that margin.
-    #: Measured at d = 200 (three instances): certified gaps 1.2e-10 with none, 3e-11 with 3,
-    #: 9e-12 with 6 (6-12 more evaluations), 1e-12 with 10.
-    refine_revisit_polish: int = 6
+    #: Gradient-only steps (as ``refine_polish``) when a revisit resumes a held point: the
+    #: certified gap grows with the stationarity residual of ``M`` over the ready margin.
+    #: Measured at d = 200 with LAPACK's truncation of ``A - Gamma`` (three instances):
+    #: gaps 1.2e-10 with none, 9e-12 with 6. With the truncation taken in the refined
+    #: point's subspaces (Gaussian X, d = 100, 150, 200, seeds 0-19): the largest gap of a
+    #: revisit 2.7e-12 with none, 3.5e-13 with 1, 3.1e-13 with 3 or 6, at 20-30, 10 and 6
+    #: fewer evaluations than 6 took (any steps lift the gradient stop); with none the
+    #: rounding bound took a second SVD on one more instance (d = 200 square seed 3).
+    refine_revisit_polish: int = 1
     #: On the two-sided track, one refinement at the first check whose shadow ``N`` has at
     #: most ``k`` moving values (the relaxation looks tight there), besides ``refine_at``.
     #: Measured on square Gaussian X (d = 100, 150, 200; seeds 0-19): on the five instances
