@@ -1110,3 +1110,28 @@ def test_regression_a_near_ready_block_tries_the_second_weight(monkeypatch) -> N
     alone = dl.solve_dual(problem, settings=dl.DRSettings(refine_near=0.0))
     assert alone.converged and alone.iterations == 3, alone.message
     assert dl.DRSettings().refine_near_mix not in found
+
+
+def test_a_skipped_hopeless_certificate_could_not_have_certified(monkeypatch) -> None:
+    # A fresh attempt skips the certificate of its own free block when ||T|| exceeds
+    # sigma_k enough that the truncation must lose more than 100 tol (Held.hopeless): each
+    # skipped candidate, certified anyway here, misses tol by far.
+    from duallinear._dr.refine import Held
+    from duallinear._reduced import Reduced
+
+    skipped = []
+    hopeless = Held.hopeless
+
+    def spy(self, red, G, upper, tol):
+        out = hopeless(self, red, G, upper, tol)
+        if out:
+            _, lower, upper_c = Reduced.certify(red, G)
+            skipped.append(red.gap(upper_c, lower) / tol)
+        return out
+
+    monkeypatch.setattr(Held, "hopeless", spy)
+    tol = 1e-10
+    for seed in (9, 10):  # (their first attempts fail on the free block)
+        result = dl.solve_dual(_gaussian_benchmark_problem(100, seed), tol=tol)
+        assert result.converged, result.message
+    assert len(skipped) >= 2 and min(skipped) > 100.0, skipped

@@ -277,7 +277,7 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
             return False
         diag = replace(diag, refine_attempts=diag.refine_attempts + 1,
                        refine_evaluations=diag.refine_evaluations + attempt.evaluations)
-        if attempt.best.better(best) is attempt.best:
+        if attempt.best is not None and attempt.best.better(best) is attempt.best:
             best = attempt.best
         if not fresh:
             held = attempt.held
@@ -285,7 +285,7 @@ def solve_product(red: Reduced, tol: float, max_iter: int, settings: DRSettings,
             held, held_until = attempt.held, it + settings.refine_revisit
         else:
             held = None
-        if not met(best.gap, tol):
+        if best is None or not met(best.gap, tol):
             return False
         diag = replace(diag, refine_route=attempt.route)
         gaps.append(best.gap)
