@@ -654,6 +654,19 @@ def met_tol(gap: float, tol: float) -> bool:
     return met(gap, tol)
 
 
+def _graded_matrix(m: int, n: int, log_scale: float, log_cond: float, seed: int,
+                   top_values: int) -> np.ndarray:
+    """A random m x n matrix of norm 10^log_scale, its other singular values spread down to
+    10^-log_cond of it, the largest repeated ``top_values`` times."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((m, m)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    k = min(m, n)
+    sv = np.sort(10.0 ** rng.uniform(-log_cond, 0.0, k))[::-1]
+    sv[:top_values] = 1.0
+    return 10.0**log_scale * ((U[:, :k] * sv) @ V[:, :k].T)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 7), st.integers(1, 7), st.floats(-150.0, 150.0), st.floats(0.0, 12.0),
        st.integers(0, 10**6))
@@ -664,13 +677,7 @@ def test_largest_by_gram_bound_is_above_the_exact_norm(m, n, log_scale, log_cond
     # any scale and conditioning, and close to the norm.
     from duallinear._linalg import largest_by_gram
 
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, m)))[0]
-    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
-    k = min(m, n)
-    sv = np.sort(10.0 ** rng.uniform(-log_cond, 0.0, k))[::-1]
-    sv[0] = 1.0
-    Z = 10.0**log_scale * ((U[:, :k] * sv) @ V[:, :k].T)
+    Z = _graded_matrix(m, n, log_scale, log_cond, seed, top_values=1)
     bound = largest_by_gram(Z, bound=True)
     top = _exact_op_norm(Z)
     assert top <= bound
@@ -688,13 +695,7 @@ def test_gram_norm_below_decides_the_norm_against_a_level(m, n, log_scale, log_c
     # clustered top values (a repeated largest value) included.
     from duallinear._linalg import gram_norm_below, smaller_gram
 
-    rng = np.random.default_rng(seed)
-    U = np.linalg.qr(rng.standard_normal((m, m)))[0]
-    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
-    k = min(m, n)
-    sv = np.sort(10.0 ** rng.uniform(-log_cond, 0.0, k))[::-1]
-    sv[: max(1, k // 2)] = 1.0
-    Z = 10.0**log_scale * ((U[:, :k] * sv) @ V[:, :k].T)
+    Z = _graded_matrix(m, n, log_scale, log_cond, seed, top_values=max(1, min(m, n) // 2))
     top = _exact_op_norm(Z)
     level = top * (1.0 + shift)
     if abs(shift) > 1e-9:
@@ -1135,3 +1136,16 @@ def test_a_skipped_hopeless_certificate_could_not_have_certified(monkeypatch) ->
         result = dl.solve_dual(_gaussian_benchmark_problem(100, seed), tol=tol)
         assert result.converged, result.message
     assert len(skipped) >= 2 and min(skipped) > 100.0, skipped
+
+
+def test_regression_largest_by_gram_bounds_the_norm_when_the_eigensolver_fails() -> None:
+    # syevr reports an internal error on a Gram matrix with every eigenvalue equal (here a
+    # 7 x 7 orthogonal matrix, found by hypothesis): the fallback returned LAPACK's largest
+    # singular value, 1.0, below the exact norm 1 + 4e-16, where an upper bound was asked.
+    from duallinear._linalg import largest_by_gram
+
+    rng = np.random.default_rng(862)
+    U = np.linalg.qr(rng.standard_normal((7, 7)))[0]
+    V = np.linalg.qr(rng.standard_normal((7, 7)))[0]
+    Z = U @ V.T
+    assert _exact_op_norm(Z) <= largest_by_gram(Z, bound=True) <= 1.0 + 1e-13

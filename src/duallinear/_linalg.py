@@ -444,6 +444,13 @@ def gram_norm_below(G: np.ndarray, level: float) -> bool:
     return info == 0
 
 
+def _top_singular_value(Z: np.ndarray, bound: bool) -> float:
+    """LAPACK's largest singular value of ``Z``; with ``bound``, raised by its allowance
+    (:func:`sv_allowance`) to an upper bound on the exact one."""
+    top = float(svdvals(Z)[0])
+    return top * (1.0 + sv_allowance(Z.shape)) if bound else top
+
+
 def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
     """An estimate of ``||Z||_op`` from the largest eigenvalue of the smaller Gram matrix
     (``syevr``, that value only): about 0.2 of a full SVD at 200 x 200, against 0.4 for every
@@ -477,13 +484,16 @@ def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
         except (np.linalg.LinAlgError, ValueError):
             pass
     if not math.isfinite(value) or value < np.finfo(np.float64).tiny:
-        return float(svdvals(Z)[0])  # (overflow or underflow in the square)
+        # Overflow or underflow in the square, or the eigensolver failed (syevr reports an
+        # internal error on a Gram matrix with every eigenvalue equal): LAPACK's largest
+        # singular value, with its allowance for a bound.
+        return _top_singular_value(Z, bound)
     if not bound:
         return math.sqrt(value)
     u = UNIT_ROUNDOFF
     fro_sq = frobenius(Z) ** 2 * (1.0 + frobenius_sq_error(Z.size)) * (1.0 + 4.0 * u)
     if not math.isfinite(fro_sq):
-        return float(svdvals(Z)[0])
+        return _top_singular_value(Z, bound)
     square = value * (1.0 + 8.0 * small * u) + higham_gamma(inner) * fro_sq
     return math.sqrt(square) * (1.0 + 4.0 * u)
 
