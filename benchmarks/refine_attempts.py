@@ -43,8 +43,12 @@ def main() -> int:
         out = original(*a, **kw)
         elapsed = clock() - t0
         if out is not None:
-            attempts.append((out.best.gap, out.evaluations, out.best.lower, out.best.upper,
-                             elapsed))
+            # (best is None where no candidate was worth a certificate: Held.hopeless.)
+            nan = float("nan")
+            best = out.best
+            attempts.append((nan if best is None else best.gap, out.evaluations,
+                             nan if best is None else best.lower,
+                             nan if best is None else best.upper, elapsed))
         return out
 
     print(machine_line("refine_attempts") + ", CPU time")
