@@ -444,11 +444,14 @@ def gram_norm_below(G: np.ndarray, level: float) -> bool:
     return info == 0
 
 
-def _top_singular_value(Z: np.ndarray, bound: bool) -> float:
-    """LAPACK's largest singular value of ``Z``; with ``bound``, raised by its allowance
-    (:func:`sv_allowance`) to an upper bound on the exact one."""
-    top = float(svdvals(Z)[0])
-    return top * (1.0 + sv_allowance(Z.shape)) if bound else top
+def op_norm_bound(Z: np.ndarray) -> float:
+    """An upper bound on ``||Z||_op`` for the float matrix ``Z`` (exact arithmetic): LAPACK's
+    largest singular value taken within ``4 n u`` of the exact one (relative; ``u`` the unit
+    roundoff, ``n = min(Z.shape)``, :func:`sv_allowance`), the allowance of
+    :func:`~duallinear._dr.refine.structured_norm`."""
+    if not Z.size:
+        return 0.0
+    return float(svdvals(Z)[0]) * (1.0 + sv_allowance(Z.shape))
 
 
 def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
@@ -473,10 +476,9 @@ def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
     if not Z.size:
         return 0.0
     small, inner = min(Z.shape), max(Z.shape)
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        G = Z @ Z.T if Z.shape[0] <= Z.shape[1] else Z.T @ Z
+    G = smaller_gram(Z)
     value = math.nan
-    if np.all(np.isfinite(G)):
+    if G is not None:
         try:
             value = float(scipy.linalg.eigh(G, check_finite=False, eigvals_only=True,
                                             subset_by_index=[small - 1, small - 1],
@@ -487,13 +489,13 @@ def largest_by_gram(Z: np.ndarray, bound: bool = False) -> float:
         # Overflow or underflow in the square, or the eigensolver failed (syevr reports an
         # internal error on a Gram matrix with every eigenvalue equal): LAPACK's largest
         # singular value, with its allowance for a bound.
-        return _top_singular_value(Z, bound)
+        return op_norm_bound(Z) if bound else float(svdvals(Z)[0])
     if not bound:
         return math.sqrt(value)
     u = UNIT_ROUNDOFF
     fro_sq = frobenius(Z) ** 2 * (1.0 + frobenius_sq_error(Z.size)) * (1.0 + 4.0 * u)
     if not math.isfinite(fro_sq):
-        return _top_singular_value(Z, bound)
+        return op_norm_bound(Z) if bound else float(svdvals(Z)[0])
     square = value * (1.0 + 8.0 * small * u) + higham_gamma(inner) * fro_sq
     return math.sqrt(square) * (1.0 + 4.0 * u)
 

@@ -29,6 +29,7 @@ from ._linalg import (
     UNIT_ROUNDOFF,
     LeadingSVD,
     frobenius,
+    op_norm_bound,
     scaling_slack,
     sv_allowance,
     svd,
@@ -152,16 +153,6 @@ def scaled_norm_bound(Gamma: np.ndarray, s: np.ndarray) -> float:
     if not Gamma.size:
         return 0.0
     return op_norm_bound(Gamma * s) * (1.0 + scaling_slack(Gamma.shape))
-
-
-def op_norm_bound(Z: np.ndarray) -> float:
-    """An upper bound on ``||Z||_op`` for the float matrix ``Z`` (exact arithmetic): LAPACK's
-    largest singular value taken within ``4 n u`` of the exact one (relative; ``u`` the unit
-    roundoff, ``n = min(Z.shape)``), the allowance of
-    :func:`~duallinear._dr.refine.structured_norm`."""
-    if not Z.size:
-        return 0.0
-    return op_norm(Z) * (1.0 + sv_allowance(Z.shape))
 
 
 #: :meth:`Reduced.rounding` bounds the gap's rounding terms from LAPACK's triplets instead of

@@ -279,7 +279,7 @@ class Held:
             G = smaller_gram(T)
             if G is None:
                 continue
-            if gram_norm_below(G.copy(), bound):
+            if gram_norm_below(G, bound):
                 ready.append((bound / sigma, lam, W, T))
             elif not came_near:
                 came_near = gram_norm_below(G, near_level)
